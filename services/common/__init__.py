@@ -1,0 +1,1 @@
+"""Pieces every service shares: the error shape, settings, auth, the inference queue."""

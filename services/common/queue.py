@@ -1,0 +1,56 @@
+"""One inference at a time per model, a bounded line of waiters, 503 beyond it.
+
+Models here are not re-entrant (and on a 2-core CPU parallel inference only
+slows every request down), so each service serialises its model calls. The
+blocking call runs in a worker thread so the event loop keeps serving
+``/health`` and new connections meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+from .errors import ServiceBusy
+
+T = TypeVar("T")
+
+
+class InferenceQueue:
+    def __init__(self, max_waiting: int, retry_after_s: int = 2) -> None:
+        self.max_waiting = max_waiting
+        self.retry_after_s = retry_after_s
+        self._lock = asyncio.Lock()
+        self._waiting = 0
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    async def acquire(self) -> None:
+        """Take the model, or raise :class:`ServiceBusy` if the line is full."""
+        if self._lock.locked() and self._waiting >= self.max_waiting:
+            raise ServiceBusy(
+                f"server busy: {self._waiting} requests already waiting", self.retry_after_s
+            )
+        self._waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self._waiting -= 1
+
+    def release(self) -> None:
+        self._lock.release()
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """Run the blocking ``fn(*args)`` in a thread once the model is ours."""
+        await self.acquire()
+        try:
+            return await asyncio.to_thread(fn, *args)
+        finally:
+            self.release()
