@@ -30,7 +30,9 @@ def settings_help(settings_cls: type[BaseSettings]) -> str:
     prefix = settings_cls.model_config.get("env_prefix", "")
     lines = ["settings (environment variables; also read from .env):"]
     for name, field in settings_cls.model_fields.items():
-        default = "" if field.is_required() else f" [default: {field.get_default(call_default_factory=True)}]"
+        default = ""
+        if not field.is_required():
+            default = f" [default: {field.get_default(call_default_factory=True)}]"
         lines.append(f"  {prefix}{name.upper()}{default}")
         if field.description:
             lines.append(f"      {field.description}")

@@ -1,0 +1,53 @@
+# koe-server: the two commands that matter are `make run` and `make test`.
+# Everything installs itself into .venv on first use; models go to $(KOE_CACHE_DIR).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export KOE_CACHE_DIR ?= $(HOME)/.cache/koe
+# CPU wheel of torch that pip finds locally; an unpinned torch pulls a multi-GB CUDA build.
+TORCH := torch==2.13.0
+PROFILE ?= embedded
+
+.PHONY: help install run test lint typecheck pytest bench clean
+
+help:
+	@echo "make run      start the services on the embedded models (Ctrl-C stops them)"
+	@echo "make test     install everything, then lint, type-check and run the test suite"
+	@echo "make bench    measure latency and real-time factors on this machine"
+	@echo "make clean    remove the virtualenv (the model cache stays in $(KOE_CACHE_DIR))"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml scripts/install-system-deps.sh
+	$(BIN)/pip install --progress-bar off "$(TORCH)"
+	$(BIN)/pip install --progress-bar off -e ".[all,dev]" "$(TORCH)"
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/python -m services.launcher $(SERVICES)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	scripts/install-system-deps.sh
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: install
+	scripts/install-system-deps.sh
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
