@@ -20,7 +20,13 @@ def _tone(rate: int, seconds: float = 1.0, channels: int = 1) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("fmt", "rate", "channels"),
-    [("WAV", 16000, 1), ("WAV", 44100, 2), ("FLAC", 48000, 1), ("OGG", 22050, 2), ("MP3", 44100, 1)],
+    [
+        ("WAV", 16000, 1),
+        ("WAV", 44100, 2),
+        ("FLAC", 48000, 1),
+        ("OGG", 22050, 2),
+        ("MP3", 44100, 1),
+    ],
 )
 def test_formats_resample_to_16k_mono(fmt: str, rate: int, channels: int) -> None:
     buf = io.BytesIO()
