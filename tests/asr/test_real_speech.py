@@ -13,10 +13,10 @@ import pytest
 import soundfile as sf
 import soxr
 
+from bench.metrics import cer, wer
 from services.asr.app import create_app
 from services.asr.settings import ASRSettings
 from tests.conftest import JSUT_TEXT
-from tests.metrics import cer, wer
 from tests.servers import serve
 
 pytestmark = pytest.mark.slow
