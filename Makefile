@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 export KOE_CACHE_DIR ?= $(HOME)/.cache/koe
 # CPU wheel of torch that pip finds locally; an unpinned torch pulls a multi-GB CUDA build.
 TORCH := torch==2.13.0
+OPENJTALK := pyopenjtalk-plus==0.4.1.post10
 PROFILE ?= embedded
 
 .PHONY: help install run test lint typecheck pytest bench clean
@@ -25,6 +26,9 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml scripts/install-system-deps.sh
 	$(BIN)/pip install --progress-bar off "$(TORCH)"
 	$(BIN)/pip install --progress-bar off -e ".[all,dev]" "$(TORCH)"
+	@# style-bert-vits2 pulls pyopenjtalk, which ships the same module as pyopenjtalk-plus:
+	@# the plus package (bundled dictionary, no download) must be installed last to own it.
+	$(BIN)/pip install --progress-bar off --force-reinstall --no-deps "$(OPENJTALK)"
 	touch $@
 
 install: $(STAMP)

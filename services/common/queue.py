@@ -48,9 +48,21 @@ class InferenceQueue:
         self._lock.release()
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
-        """Run the blocking ``fn(*args)`` in a thread once the model is ours."""
+        """Run the blocking ``fn(*args)`` in a thread once the model is ours.
+
+        If the caller is cancelled (its client went away) the thread cannot be
+        stopped, so the model stays taken until the thread really ends: else
+        the next request would run on the model at the same time.
+        """
         await self.acquire()
+        work = asyncio.ensure_future(asyncio.to_thread(fn, *args))
         try:
-            return await asyncio.to_thread(fn, *args)
-        finally:
+            result = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            work.add_done_callback(lambda _: self.release())
+            raise
+        except BaseException:
             self.release()
+            raise
+        self.release()
+        return result

@@ -1,0 +1,100 @@
+"""The ``Synthesizer`` protocol, the backend registry, and what every voice shares.
+
+A backend turns one sentence into float audio. Everything else (text
+clean-up, sentence splitting, loudness, pauses, the one-at-a-time queue) is
+done once here in :class:`VoiceBook`, so all voices behave the same.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .settings import TTSSettings
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One selectable voice (a backend may offer several)."""
+
+    id: str
+    backend: str
+    sample_rate: int
+    languages: tuple[str, ...] = ("ja",)
+    styles: tuple[str, ...] = ("Neutral",)
+    description: str = ""
+    knobs: tuple[str, ...] = field(default=("speed",))
+    """Request fields this voice honours; the others are accepted and ignored."""
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    """How to say it. Backends use what they support (see :attr:`Voice.knobs`)."""
+
+    style: str = "Neutral"
+    speed: float = 1.0
+    style_weight: float = 1.0
+    sdp_ratio: float = 0.2
+    noise: float = 0.6
+    noise_w: float = 0.8
+    pitch: float = 0.0
+    """Semitones up (+) or down (-)."""
+    intonation: float = 1.0
+
+
+class Synthesizer(Protocol):
+    """A loaded TTS model. Not re-entrant: the service calls it from one thread at a time."""
+
+    name: str
+
+    def voices(self) -> list[Voice]:
+        """The voices this model offers."""
+        ...
+
+    def synthesize(self, text: str, voice: str, options: SynthesisOptions) -> np.ndarray:
+        """Speak one sentence; mono float32 in [-1, 1] at the voice's sample rate. Blocking."""
+        ...
+
+
+# name -> "module:factory". Imported only when chosen, so a service with only the
+# embedded voices never imports torch, and a missing optional package fails at
+# startup with its own ImportError rather than at import of this module.
+_REGISTRY: dict[str, str] = {
+    "kokoro": "services.tts.kokoro:create",
+    "openjtalk": "services.tts.openjtalk:create",
+    "style-bert-vits2": "services.tts.sbv2:create",
+}
+_PREPARE: dict[str, str] = {
+    "kokoro": "services.tts.kokoro:prepare",
+    "style-bert-vits2": "services.tts.sbv2:prepare",
+}
+
+
+def backend_names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def _load(target: str) -> Callable[[TTSSettings], object]:
+    module, _, attr = target.partition(":")
+    factory: Callable[[TTSSettings], object] = getattr(importlib.import_module(module), attr)
+    return factory
+
+
+def create_synthesizer(name: str, settings: TTSSettings) -> Synthesizer:
+    """Build the backend called ``name`` (importing its packages only now)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown TTS backend {name!r}; known: {', '.join(_REGISTRY)}")
+    synth: Synthesizer = _load(_REGISTRY[name])(settings)  # type: ignore[assignment]
+    return synth
+
+
+def prepare(settings: TTSSettings) -> None:
+    """Assemble or download every configured backend's model into the cache (``--prepare-only``)."""
+    for name in settings.backends:
+        if name in _PREPARE:
+            _load(_PREPARE[name])(settings)
