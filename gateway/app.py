@@ -1,0 +1,144 @@
+"""The gateway: ``/ws`` (LocalChatVRM's protocol), ``/health`` and ``/metrics``."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.common.errors import Unauthorized, install_error_handlers
+
+from . import events
+from .clients import Upstreams
+from .hub import Hub
+from .session import Connection
+from .settings import GatewaySettings
+
+logger = logging.getLogger(__name__)
+
+# WebSocket close codes (RFC 6455 / IANA registry)
+POLICY_VIOLATION = 1008
+TRY_AGAIN_LATER = 1013
+
+
+def _token_ok(settings: GatewaySettings, given: str | None) -> bool:
+    if settings.api_token is None:
+        return True
+    expected = settings.api_token.get_secret_value().encode()
+    return given is not None and hmac.compare_digest(given.encode(), expected)
+
+
+def _bearer(headers: Any) -> str | None:
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
+
+
+def create_app(
+    settings: GatewaySettings | None = None, upstreams: Upstreams | None = None
+) -> FastAPI:
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        hub = Hub(settings, upstreams)
+        app.state.hub = hub
+        yield
+        for turn in list(hub.turns):
+            await turn.cancel()
+        await hub.upstreams.aclose()
+
+    app = FastAPI(
+        title="koe gateway",
+        description="WebSocket gateway: VAD turns over ASR, LLM and TTS. See /ws.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["authorization", "content-type"],
+    )
+
+    @app.middleware("http")
+    async def require_token(request: Request, call_next: Any) -> Response:
+        if request.url.path != "/health" and not _token_ok(settings, _bearer(request.headers)):
+            exc = Unauthorized()
+            return JSONResponse(
+                {
+                    "error": {
+                        "message": exc.message,
+                        "type": exc.type,
+                        "param": None,
+                        "code": exc.code,
+                    }
+                },
+                status_code=401,
+                headers=exc.headers,
+            )
+        response: Response = await call_next(request)
+        return response
+
+    @app.get("/health")
+    async def health(request: Request) -> dict[str, Any]:
+        hub: Hub = request.app.state.hub
+        upstream = await hub.upstreams.health()
+        ok = all(s["ok"] for s in upstream.values())
+        return {
+            "status": "ok" if ok else "degraded",
+            "gateway": {
+                "ok": True,
+                "sessions": sum(hub.clients.values()),
+                "live_turns": len(hub.turns),
+            },
+            **upstream,
+        }
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        hub: Hub = request.app.state.hub
+        return Response(generate_latest(hub.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        hub: Hub = websocket.app.state.hub
+        origin = websocket.headers.get("origin")
+        # Browsers always send Origin: only the allowed web apps may connect from one.
+        # Other clients (scripts, the Python SDK) send none.
+        if origin and origin not in settings.cors_origins and "*" not in settings.cors_origins:
+            await websocket.close(code=POLICY_VIOLATION, reason="origin not allowed")
+            return
+        token = websocket.query_params.get("token") or _bearer(websocket.headers)
+        if not _token_ok(settings, token):
+            await websocket.close(code=POLICY_VIOLATION, reason="missing or invalid token")
+            return
+        client = websocket.client.host if websocket.client else "?"
+        total = sum(hub.clients.values())
+        if (
+            total >= settings.max_sessions
+            or hub.clients[client] >= settings.max_sessions_per_client
+        ):
+            await websocket.accept()
+            await websocket.send_text(events.dumps(events.error("gateway", "too many sessions")))
+            await websocket.close(code=TRY_AGAIN_LATER)
+            return
+        await websocket.accept()
+        hub.clients[client] += 1
+        hub.metrics.sessions.inc()
+        try:
+            await Connection(websocket, hub).run()
+        finally:
+            hub.clients[client] -= 1
+            if hub.clients[client] <= 0:
+                del hub.clients[client]
+            hub.metrics.sessions.dec()
+
+    return app

@@ -1,0 +1,212 @@
+"""One WebSocket connection: audio in through the VAD, JSON events in and out.
+
+A connection owns its audio buffer, its turn detector and a send queue with
+one writer task (so frames never interleave). It does not own turns: those
+belong to the conversation, and survive the socket (see :mod:`gateway.turn`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from . import events
+from .conversation import Conversation, clean_history
+from .events import StartSession, UserMessage
+from .turn import Turn
+from .vad import Kind, TurnDetector
+
+if TYPE_CHECKING:
+    from .hub import Hub
+
+logger = logging.getLogger(__name__)
+SEND_QUEUE_LIMIT = 512
+
+
+class Connection:
+    def __init__(self, ws: WebSocket, hub: Hub) -> None:
+        self.ws = ws
+        self.hub = hub
+        self.closed = False
+        self.conversation: Conversation | None = None
+        self.detector = TurnDetector(hub.vad, hub.turn_params)
+        self._queue: asyncio.Queue[tuple[str, asyncio.Future[bool] | None]] = asyncio.Queue()
+
+    # -- sending --------------------------------------------------------------
+    def send(self, payload: dict | str) -> None:
+        """Queue an event; fire and forget (connection-level events)."""
+        if self.closed:
+            return
+        if self._queue.qsize() >= SEND_QUEUE_LIMIT:
+            # A client that reads nothing must not make us hold unbounded memory.
+            logger.warning("client is not reading; closing its connection")
+            self.closed = True
+            return
+        text = payload if isinstance(payload, str) else events.dumps(payload)
+        self._queue.put_nowait((text, None))
+
+    async def deliver(self, payload: str) -> bool:
+        """Send and wait until written; False if the socket is gone (the turn then waits
+        for another connection to adopt it)."""
+        if self.closed:
+            return False
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((payload, done))
+        return await done
+
+    async def _writer(self) -> None:
+        try:
+            while True:
+                text, done = await self._queue.get()
+                try:
+                    await self.ws.send_text(text)
+                except Exception:
+                    if done is not None:
+                        done.set_result(False)
+                    raise
+                if done is not None:
+                    done.set_result(True)
+        finally:
+            self.closed = True
+            while not self._queue.empty():
+                _, done = self._queue.get_nowait()
+                if done is not None and not done.done():
+                    done.set_result(False)
+
+    # -- receiving ------------------------------------------------------------
+    async def run(self) -> None:
+        writer = asyncio.create_task(self._writer(), name="ws-writer")
+        try:
+            while not self.closed:
+                message = await self.ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                if message.get("bytes") is not None:
+                    await self._on_audio(message["bytes"])
+                elif message.get("text") is not None:
+                    await self._on_text(message["text"])
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self.closed = True
+            conv = self.conversation
+            if conv is not None and conv.turn is not None:
+                conv.turn.detach(self)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+
+    def _error(self, message: str, stage: str = "protocol") -> None:
+        self.send(events.error(stage, message))
+
+    async def _on_text(self, text: str) -> None:
+        if len(text) > self.hub.settings.max_message_bytes:
+            self._error(f"message too large ({len(text)} characters)")
+            return
+        try:
+            data = json.loads(text)
+        except ValueError:
+            self._error("text frames must be JSON")
+            return
+        if not isinstance(data, dict) or not isinstance(data.get("event"), str):
+            self._error("a JSON object with an 'event' field was expected")
+            return
+        try:
+            event = events.client_event.validate_python(data)
+        except ValidationError as exc:
+            name = data["event"]
+            if name not in ("startSession", "userMessage"):
+                self._error(f"unknown event {name!r}")
+            else:
+                self._error(f"invalid {name}: {exc.errors()[0]['msg']}")
+            return
+        if isinstance(event, StartSession):
+            self._start_session(event)
+        else:
+            await self._on_user_message(event)
+
+    def _start_session(self, event: StartSession) -> None:
+        s = self.hub.settings
+        history = clean_history(event.messages, s.max_history_messages, s.max_text_chars)
+        turn = self.hub.adoptable(history)
+        if turn is not None:
+            # The real client reconnects mid-turn: hand the turn to this socket.
+            self.conversation = turn.conversation
+            self.conversation.history = history
+            old = turn.connection
+            if old is not None and old is not self:
+                turn.detach(old)
+            turn.attach(self)
+            logger.info("connection adopted a turn in flight")
+            return
+        self.conversation = Conversation(
+            history=history,
+            system_prompt=event.systemPrompt or s.system_prompt,
+            voice=self.hub.voice(event.voice),
+            one_wav=s.one_wav_per_turn if event.oneWavPerTurn is None else event.oneWavPerTurn,
+        )
+
+    def _ensure_conversation(self) -> Conversation:
+        # Documented default: audio or text before startSession opens an empty conversation.
+        if self.conversation is None:
+            self.conversation = Conversation(
+                system_prompt=self.hub.settings.system_prompt,
+                voice=self.hub.voice(None),
+                one_wav=self.hub.settings.one_wav_per_turn,
+            )
+        return self.conversation
+
+    async def _on_user_message(self, event: UserMessage) -> None:
+        text = event.message.strip()
+        if not text:
+            self._error("userMessage needs a non-empty message")
+            return
+        if len(text) > self.hub.settings.max_text_chars:
+            self._error(f"message longer than {self.hub.settings.max_text_chars} characters")
+            return
+        await self._start_turn(text=text)
+
+    async def _on_audio(self, data: bytes) -> None:
+        if len(data) > self.hub.settings.max_message_bytes:
+            self._error(f"audio frame too large ({len(data)} bytes)")
+            return
+        conv = self._ensure_conversation()
+        for ev in self.detector.feed(data):
+            turn = conv.turn
+            if ev.kind is Kind.SPEECH_START:
+                self.send(events.user_speech_start())
+            elif ev.kind is Kind.SUSTAINED:
+                if turn is not None and turn.live:
+                    await turn.interrupt()
+            elif ev.kind is Kind.SPEECH_END:
+                self.send(events.user_speech_end())
+                if turn is not None and turn.live and not turn.interrupted:
+                    # Too short to interrupt ("うん" while the assistant talks): a backchannel.
+                    continue
+                await self._start_turn(audio=ev.audio)
+
+    async def _start_turn(self, *, audio: bytes | None = None, text: str | None = None) -> None:
+        conv = self._ensure_conversation()
+        if conv.turn is not None and not conv.turn.finished:
+            await conv.turn.interrupt()
+        s = self.hub.settings
+        turn = Turn(
+            conv,
+            self.hub.upstreams,
+            audio=audio,
+            text=text,
+            language=s.language,
+            max_tokens=s.max_tokens,
+            grace_s=s.adopt_grace_s,
+            on_done=self.hub.turn_done,
+        )
+        conv.turn = turn
+        turn.attach(self)
+        self.hub.turns.add(turn)
+        turn.start()

@@ -1,0 +1,302 @@
+"""A turn: ASR, the LLM stream, TTS per sentence, and paced delivery to whoever listens.
+
+A turn is not owned by a socket. The real client closes its socket and opens
+a new one several times per turn, so the turn publishes its events to the
+connection attached *now*, holds them while none is, and is adopted by the
+next connection whose history matches it. Its pacing clock (when the last
+WAV ends at the client) lives here too, so a reconnect does not make two
+WAVs overlap. Cancelling the turn closes its LLM stream: generation stops
+upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from . import events
+from .audio import join_wavs, wav_duration
+from .clients import UpstreamError, Upstreams
+from .conversation import Conversation, same_text
+from .splitter import SentenceSplitter
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+logger = logging.getLogger(__name__)
+
+
+class Orphaned(Exception):
+    """No connection adopted the turn within the grace period."""
+
+
+@dataclass
+class Outgoing:
+    payload: str
+    audio_s: float = 0.0  # > 0: a WAV, paced
+    sentence: str = ""
+    marks: tuple[str, ...] = ()  # what the client knows once this is sent
+    metrics: bool = False  # the turnMetrics event, filled in when it is sent
+
+
+@dataclass
+class TurnMetrics:
+    start: float = field(default_factory=time.perf_counter)
+    transcript: float | None = None
+    first_token: float | None = None
+    first_audio: float | None = None
+    total: float | None = None
+
+    def mark(self, name: str) -> None:
+        if getattr(self, name) is None:
+            setattr(self, name, time.perf_counter())
+
+    def as_event(self) -> dict[str, float | None]:
+        def ms(t: float | None) -> float | None:
+            return None if t is None else round((t - self.start) * 1000, 1)
+
+        return {
+            "transcriptMs": ms(self.transcript),
+            "firstTokenMs": ms(self.first_token),
+            "firstAudioMs": ms(self.first_audio),
+            "totalMs": ms(self.total),
+        }
+
+
+class Turn:
+    def __init__(
+        self,
+        conversation: Conversation,
+        upstreams: Upstreams,
+        *,
+        audio: bytes | None = None,
+        text: str | None = None,
+        language: str = "ja",
+        max_tokens: int = 160,
+        grace_s: float = 10.0,
+        on_done: Callable[[Turn], Awaitable[None] | None] | None = None,
+    ) -> None:
+        self.conversation = conversation
+        self.upstreams = upstreams
+        self.audio = audio
+        self.user_text = text or ""
+        self.language = language
+        self.max_tokens = max_tokens
+        self.grace_s = grace_s
+        self.on_done = on_done
+        self.reply = ""
+        self.spoken: list[str] = []
+        self.sent_user = False
+        self.sent_assistant = False
+        self.interrupted = False
+        self.finished = False
+        self.error_stage: str | None = None
+        self.play_until = 0.0
+        self.metrics = TurnMetrics()
+        self._outbox: asyncio.Queue[Outgoing | None] = asyncio.Queue()
+        self._attached: Connection | None = None
+        self._attached_event = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- attachment -------------------------------------------------------
+    def attach(self, conn: Connection) -> None:
+        self._attached = conn
+        self._attached_event.set()
+
+    def detach(self, conn: Connection) -> None:
+        if self._attached is conn:
+            self._attached = None
+            self._attached_event.clear()
+
+    @property
+    def connection(self) -> Connection | None:
+        return self._attached
+
+    def matches(self, history: list[dict[str, str]]) -> bool:
+        """Whether a new connection's history ends where this turn stands."""
+        if not self.sent_user or not history:
+            return False
+        last = history[-1]
+        if last["role"] == "user":
+            return same_text(last["content"], self.user_text)
+        if last["role"] == "assistant" and len(history) >= 2:
+            prev = history[-2]
+            return (
+                self.sent_assistant
+                and same_text(last["content"], self.reply)
+                and prev["role"] == "user"
+                and same_text(prev["content"], self.user_text)
+            )
+        return False
+
+    @property
+    def live(self) -> bool:
+        """Still producing, or its audio still playing at the client."""
+        return not self.finished or time.monotonic() < self.play_until
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._produce(), name="turn-produce"),
+            asyncio.create_task(self._deliver(), name="turn-deliver"),
+        ]
+
+    async def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def interrupt(self) -> None:
+        """Barge-in: stop everything, tell the client, keep only what was spoken."""
+        if self.interrupted or not self.live:
+            return
+        self.interrupted = True
+        await self.cancel()
+        spoken = "".join(self.spoken)
+        self.conversation.record(self.user_text, spoken)
+        self.finished = True
+        self.play_until = 0.0
+        conn = self._attached
+        if conn is not None:
+            conn.send(events.assistant_interrupted(spoken))
+        logger.info("turn interrupted; spoken so far: %r", spoken[:60])
+
+    def _put(self, item: Outgoing) -> None:
+        self._outbox.put_nowait(item)
+
+    # -- production: ASR -> LLM -> sentences -> TTS --------------------------
+    async def _produce(self) -> None:
+        try:
+            if self.audio is not None:
+                self.user_text = await self.upstreams.transcribe(self.audio, self.language)
+                self.metrics.mark("transcript")
+                if not self.user_text.strip():
+                    logger.info("no speech recognised; turn dropped")
+                    return
+                self._put(
+                    Outgoing(events.dumps(events.transcript(self.user_text)), marks=("user",))
+                )
+            else:
+                self.sent_user = True  # typed: the client already shows it
+            await self._reply()
+        except UpstreamError as exc:
+            logger.warning("turn failed at %s: %s", exc.stage, exc.message)
+            self.error_stage = exc.stage
+            self._put(Outgoing(events.dumps(events.error(exc.stage, exc.message))))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug of ours must not kill the session
+            logger.exception("turn failed")
+            self.error_stage = "gateway"
+            self._put(Outgoing(events.dumps(events.error("gateway", str(exc) or "internal error"))))
+        finally:
+            self._put_metrics_and_end()
+
+    async def _reply(self) -> None:
+        conv = self.conversation
+        sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        tts = asyncio.create_task(self._synthesize_all(sentences))
+        try:
+            splitter = SentenceSplitter()
+            stream = self.upstreams.chat_stream(conv.llm_messages(self.user_text), self.max_tokens)
+            try:
+                async for delta in stream:
+                    self.metrics.mark("first_token")
+                    self.reply += delta
+                    for sentence in splitter.feed(delta):
+                        sentences.put_nowait(sentence)
+            finally:
+                await stream.aclose()  # closes the HTTP stream: the LLM stops generating
+            for sentence in splitter.flush():
+                sentences.put_nowait(sentence)
+            self.reply = self.reply.strip()
+            if not conv.one_wav:
+                self._put(
+                    Outgoing(
+                        events.dumps(events.assistant_message(self.reply)), marks=("assistant",)
+                    )
+                )
+            sentences.put_nowait(None)
+            await tts
+        finally:
+            if not tts.done():
+                tts.cancel()
+                with contextlib.suppress(asyncio.CancelledError, UpstreamError):
+                    await tts
+
+    async def _synthesize_all(self, sentences: asyncio.Queue[str | None]) -> None:
+        conv = self.conversation
+        whole: list[bytes] = []
+        spoken: list[str] = []
+        while (sentence := await sentences.get()) is not None:
+            wav = await self.upstreams.synthesize(sentence, conv.voice)
+            if conv.one_wav:
+                whole.append(wav)
+                spoken.append(sentence)
+            else:
+                self._put(Outgoing(events.assistant_speech(wav), wav_duration(wav), sentence))
+        if conv.one_wav:
+            self._put(
+                Outgoing(events.dumps(events.assistant_message(self.reply)), marks=("assistant",))
+            )
+            if whole:
+                wav = join_wavs(whole)
+                self._put(
+                    Outgoing(events.assistant_speech(wav), wav_duration(wav), "".join(spoken))
+                )
+
+    def _put_metrics_and_end(self) -> None:
+        self._put(Outgoing("", metrics=True))
+        self._outbox.put_nowait(None)
+
+    # -- delivery: in order, paced, to whichever connection is attached -----
+    async def _wait_for_connection(self) -> Connection:
+        while self._attached is None or self._attached.closed:
+            if self._attached is not None:
+                self.detach(self._attached)
+            try:
+                await asyncio.wait_for(self._attached_event.wait(), self.grace_s)
+            except TimeoutError:
+                raise Orphaned() from None
+        return self._attached
+
+    async def _deliver(self) -> None:
+        try:
+            while (item := await self._outbox.get()) is not None:
+                if item.metrics:
+                    self.metrics.mark("total")
+                    item.payload = events.dumps(events.turn_metrics(self.metrics.as_event()))
+                if item.audio_s:
+                    delay = self.play_until - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                while True:
+                    conn = await self._wait_for_connection()
+                    if await conn.deliver(item.payload):
+                        break
+                    self.detach(conn)
+                if item.audio_s:
+                    self.metrics.mark("first_audio")
+                    self.play_until = time.monotonic() + item.audio_s
+                    self.spoken.append(item.sentence)
+                self.sent_user |= "user" in item.marks
+                self.sent_assistant |= "assistant" in item.marks
+            if not self.interrupted:
+                self.conversation.record(self.user_text, self.reply)
+        except Orphaned:
+            logger.info("turn cancelled: no connection adopted it within %.0f s", self.grace_s)
+            for task in self._tasks[:1]:
+                task.cancel()
+        finally:
+            self.finished = True
+            if self.on_done is not None:
+                result = self.on_done(self)
+                if asyncio.iscoroutine(result):
+                    await result

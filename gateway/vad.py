@@ -1,0 +1,117 @@
+"""Turn detection on a stream of PCM bytes: Silero VAD plus a small state machine.
+
+Binary frames arrive in any length (the real client sends 1280 bytes, but
+odd lengths must work too): bytes are buffered until whole 512-sample frames
+exist. A turn starts after ``speech_start_ms`` of continuous speech and ends
+after ``silence_end_ms`` of silence; the utterance handed to ASR includes
+``pre_roll_ms`` of audio before the start, where quiet word onsets hide.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+from services.common.vad import FRAME, SAMPLE_RATE, SileroVAD, VADStream
+
+FRAME_MS = FRAME * 1000 / SAMPLE_RATE  # 32 ms
+
+
+class Kind(Enum):
+    SPEECH_START = "speech_start"
+    SPEECH_END = "speech_end"
+    SUSTAINED = "sustained"  # speech went on for barge_in_ms: enough to interrupt a reply
+
+
+@dataclass
+class VADEvent:
+    kind: Kind
+    audio: bytes = b""  # the utterance (int16 PCM) on SPEECH_END
+
+
+@dataclass
+class TurnParams:
+    threshold: float = 0.5
+    speech_start_ms: int = 96
+    silence_end_ms: int = 200
+    pre_roll_ms: int = 300
+    barge_in_ms: int = 300
+    max_utterance_s: float = 30.0
+
+
+def _frames(ms: float) -> int:
+    return max(1, int(round(ms / FRAME_MS)))
+
+
+class TurnDetector:
+    def __init__(self, model: SileroVAD, params: TurnParams | None = None) -> None:
+        self.params = p = params or TurnParams()
+        self._stream: VADStream = model.stream()
+        self._pending = b""
+        self._start_frames = _frames(p.speech_start_ms)
+        self._end_frames = _frames(p.silence_end_ms)
+        self._sustain_frames = _frames(p.barge_in_ms)
+        self._max_frames = _frames(p.max_utterance_s * 1000)
+        self._history: deque[bytes] = deque(maxlen=_frames(p.pre_roll_ms) + self._start_frames)
+        self._utterance: list[bytes] = []
+        self.in_speech = False
+        self._speech_run = 0
+        self._silence_run = 0
+        self._sustained_sent = False
+
+    def feed(self, data: bytes) -> list[VADEvent]:
+        """Add PCM bytes; return the events they complete."""
+        self._pending += data
+        usable = len(self._pending) - len(self._pending) % (FRAME * 2)
+        chunk, self._pending = self._pending[:usable], self._pending[usable:]
+        events: list[VADEvent] = []
+        for i in range(0, usable, FRAME * 2):
+            frame = chunk[i : i + FRAME * 2]
+            samples = np.frombuffer(frame, dtype="<i2").astype(np.float32) / 32768.0
+            events.extend(self._step(frame, self._stream.process(samples)))
+        return events
+
+    def _step(self, frame: bytes, prob: float) -> list[VADEvent]:
+        p = self.params
+        speech = prob >= p.threshold
+        if not self.in_speech:
+            self._history.append(frame)
+            self._speech_run = self._speech_run + 1 if speech else 0
+            if self._speech_run >= self._start_frames:
+                self.in_speech = True
+                self._silence_run = 0
+                self._sustained_sent = False
+                self._utterance = list(self._history)
+                self._history.clear()
+                return [VADEvent(Kind.SPEECH_START)]
+            return []
+        self._utterance.append(frame)
+        events = []
+        if speech:
+            self._silence_run = 0
+            self._speech_run += 1
+            if not self._sustained_sent and self._speech_run >= self._sustain_frames:
+                self._sustained_sent = True
+                events.append(VADEvent(Kind.SUSTAINED))
+        else:
+            self._silence_run += 1
+            # Speech with gaps still counts toward "sustained", but a long pause resets it.
+            if self._silence_run >= self._end_frames:
+                self._speech_run = 0
+        if self._silence_run >= self._end_frames or len(self._utterance) >= self._max_frames:
+            events.append(VADEvent(Kind.SPEECH_END, b"".join(self._utterance)))
+            self.in_speech = False
+            self._utterance = []
+            self._speech_run = 0
+        return events
+
+    def reset(self) -> None:
+        self._stream.reset()
+        self._pending = b""
+        self._history.clear()
+        self._utterance = []
+        self.in_speech = False
+        self._speech_run = self._silence_run = 0
