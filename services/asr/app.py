@@ -36,9 +36,15 @@ from .subtitles import to_srt, to_vtt
 
 PCM_TYPES = {"audio/pcm", "audio/l16", "audio/x-raw", "application/octet-stream"}
 FILE_TYPES = {
-    "audio/wav", "audio/x-wav", "audio/wave", "audio/flac", "audio/x-flac",
-    "audio/ogg", "audio/mpeg", "audio/mp3",
-}  # fmt: skip
+    "audio/wav",
+    "audio/x-wav",
+    "audio/wave",
+    "audio/flac",
+    "audio/x-flac",
+    "audio/ogg",
+    "audio/mpeg",
+    "audio/mp3",
+}
 
 
 def get_pipeline(request: Request) -> RecognitionPipeline:
@@ -55,8 +61,11 @@ def _language(value: str | None, default: str | None) -> str | None:
     if lang == "auto":
         return None
     if lang not in LANGUAGES:
-        raise APIError(f"unknown language {value!r}; use a Whisper code such as ja or en, or auto",
-                       param="language", code="invalid_language")  # fmt: skip
+        raise APIError(
+            f"unknown language {value!r}; use a Whisper code such as ja or en, or auto",
+            param="language",
+            code="invalid_language",
+        )
     return lang
 
 
@@ -77,8 +86,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
 async def _read_upload(file: UploadFile, limit: int) -> bytes:
     data = await file.read(limit + 1)
     if len(data) > limit:
-        raise PayloadTooLarge(f"uploaded file exceeds {limit} bytes", param="file",
-                              code="body_too_large")  # fmt: skip
+        raise PayloadTooLarge(
+            f"uploaded file exceeds {limit} bytes", param="file", code="body_too_large"
+        )
     return data
 
 
@@ -132,7 +142,7 @@ def create_app(settings: ASRSettings | None = None, engine: Transcriber | None =
                     "audio/pcm": {"schema": {"type": "string", "format": "binary"}},
                 }
             }
-        },  # fmt: skip
+        },
     )
     async def transcribe(
         request: Request,
@@ -147,8 +157,9 @@ def create_app(settings: ASRSettings | None = None, engine: Transcriber | None =
             form = await request.form(max_files=1, max_fields=8)
             upload = form.get("file")
             if not isinstance(upload, StarletteUpload):
-                raise APIError("multipart body needs a 'file' field", param="file",
-                               code="missing_file")  # fmt: skip
+                raise APIError(
+                    "multipart body needs a 'file' field", param="file", code="missing_file"
+                )
             audio = decode_file(await _read_upload(upload, limit), settings.max_duration_s)
         elif ctype in PCM_TYPES:
             body = await _read_body(request, limit)
@@ -183,8 +194,7 @@ def create_app(settings: ASRSettings | None = None, engine: Transcriber | None =
         """OpenAI-compatible transcription. ``model`` is accepted and ignored; the service
         runs its configured model. Without ``language`` the language is detected."""
         audio = decode_file(await _read_upload(file, limit), settings.max_duration_s)
-        result, _ = await pipeline.transcribe(audio, _language(language, None), prompt,
-                                              temperature)  # fmt: skip
+        result, _ = await pipeline.transcribe(audio, _language(language, None), prompt, temperature)
         if response_format == "text":
             return PlainTextResponse(result.text)
         if response_format == "srt":
@@ -206,7 +216,7 @@ def create_app(settings: ASRSettings | None = None, engine: Transcriber | None =
                         no_speech_prob=s.no_speech_prob,
                     )
                     for i, s in enumerate(result.segments)
-                ],  # fmt: skip
+                ],
             )
         return OpenAITranscription(text=result.text)
 

@@ -109,17 +109,26 @@ async def test_openai_formats(client: httpx.AsyncClient) -> None:
         ({"files": {"file": ("x.wav", b"")}}, 400, "empty_audio"),
         ({"files": {"file": ("x.wav", b"definitely not audio" * 50)}}, 400, "invalid_audio"),
         ({"files": {"file": ("x.wav", wav_bytes()[:30])}}, 400, "invalid_audio"),
-        ({"content": b"\x00" * 1001, "headers": {"content-type": "audio/pcm"}}, 400,
-         "odd_length_pcm"),
-        ({"content": b"{}", "headers": {"content-type": "application/json"}}, 415,
-         "unsupported_media_type"),
+        (
+            {"content": b"\x00" * 1001, "headers": {"content-type": "audio/pcm"}},
+            400,
+            "odd_length_pcm",
+        ),
+        (
+            {"content": b"{}", "headers": {"content-type": "application/json"}},
+            415,
+            "unsupported_media_type",
+        ),
         ({"content": b"\x00" * 100}, 415, "unsupported_media_type"),
         ({"files": {"file": ("x.wav", wav_bytes(6.0))}}, 413, "audio_too_long"),
-        ({"content": b"\x00" * (2 << 20), "headers": {"content-type": "audio/pcm"}}, 413,
-         "body_too_large"),
+        (
+            {"content": b"\x00" * (2 << 20), "headers": {"content-type": "audio/pcm"}},
+            413,
+            "body_too_large",
+        ),
         ({"data": {"other": "x"}, "files": {"x": ("x", b"1")}}, 400, "missing_file"),
     ],
-)  # fmt: skip
+)
 async def test_bad_input(client: httpx.AsyncClient, kwargs: dict, status: int, code: str) -> None:
     assert_error(await client.post("/transcribe", **kwargs), status, code)
     # and the service keeps serving
