@@ -8,7 +8,7 @@ import sys
 
 from .common import machine
 
-SUITES = ["asr", "llm", "tts"]
+SUITES = ["asr", "llm", "tts", "gateway"]
 
 
 def main(argv: list[str]) -> int:

@@ -39,6 +39,7 @@ class Conversation:
     system_prompt: str | None = None
     voice: str | None = None
     one_wav: bool = False
+    language: str = "ja"
     turn: Turn | None = None
 
     def llm_messages(self, user_text: str) -> list[dict[str, str]]:

@@ -39,6 +39,7 @@ class StartSession(BaseModel):
     oneWavPerTurn: bool | None = None  # noqa: N815 - extension: the old one-WAV behaviour
     voice: str | None = None  # extension: a TTS voice id from the TTS service's /voices
     systemPrompt: str | None = None  # noqa: N815 - extension
+    language: str | None = Field(None, pattern=r"^(auto|[a-z]{2,3})$")  # extension: ASR language
 
 
 class UserMessage(BaseModel):

@@ -150,6 +150,7 @@ class Connection:
             system_prompt=event.systemPrompt or s.system_prompt,
             voice=self.hub.voice(event.voice),
             one_wav=s.one_wav_per_turn if event.oneWavPerTurn is None else event.oneWavPerTurn,
+            language=event.language or s.language,
         )
 
     def _ensure_conversation(self) -> Conversation:
@@ -159,6 +160,7 @@ class Connection:
                 system_prompt=self.hub.settings.system_prompt,
                 voice=self.hub.voice(None),
                 one_wav=self.hub.settings.one_wav_per_turn,
+                language=self.hub.settings.language,
             )
         return self.conversation
 
@@ -201,7 +203,7 @@ class Connection:
             self.hub.upstreams,
             audio=audio,
             text=text,
-            language=s.language,
+            language=conv.language,
             max_tokens=s.max_tokens,
             grace_s=s.adopt_grace_s,
             on_done=self.hub.turn_done,

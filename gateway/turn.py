@@ -15,12 +15,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import events
-from .audio import join_wavs, wav_duration
+from .audio import wav_duration
 from .clients import UpstreamError, Upstreams
 from .conversation import Conversation, same_text
 from .splitter import SentenceSplitter
@@ -200,29 +200,50 @@ class Turn:
             self._put_metrics_and_end()
 
     async def _reply(self) -> None:
-        conv = self.conversation
+        if self.conversation.one_wav:
+            await self._reply_whole()
+        else:
+            await self._reply_streaming()
+
+    async def _llm(self) -> AsyncGenerator[str, None]:
+        """The reply's text pieces; closing this closes the HTTP stream, which stops the LLM."""
+        messages = self.conversation.llm_messages(self.user_text)
+        stream = self.upstreams.chat_stream(messages, self.max_tokens)
+        try:
+            async for delta in stream:
+                self.metrics.mark("first_token")
+                self.reply += delta
+                yield delta
+        finally:
+            await stream.aclose()
+
+    async def _reply_whole(self) -> None:
+        """The old, sequential behaviour: whole reply, one TTS call, one WAV."""
+        async for _ in self._llm():
+            pass
+        self.reply = self.reply.strip()
+        self._put(
+            Outgoing(events.dumps(events.assistant_message(self.reply)), marks=("assistant",))
+        )
+        if self.reply:
+            wav = await self.upstreams.synthesize(self.reply, self.conversation.voice)
+            self._put(Outgoing(events.assistant_speech(wav), wav_duration(wav), self.reply))
+
+    async def _reply_streaming(self) -> None:
+        """Each sentence goes to TTS as soon as it is complete, while the LLM writes on."""
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
-        tts = asyncio.create_task(self._synthesize_all(sentences))
+        tts = asyncio.create_task(self._synthesize_each(sentences))
         try:
             splitter = SentenceSplitter()
-            stream = self.upstreams.chat_stream(conv.llm_messages(self.user_text), self.max_tokens)
-            try:
-                async for delta in stream:
-                    self.metrics.mark("first_token")
-                    self.reply += delta
-                    for sentence in splitter.feed(delta):
-                        sentences.put_nowait(sentence)
-            finally:
-                await stream.aclose()  # closes the HTTP stream: the LLM stops generating
+            async for delta in self._llm():
+                for sentence in splitter.feed(delta):
+                    sentences.put_nowait(sentence)
             for sentence in splitter.flush():
                 sentences.put_nowait(sentence)
             self.reply = self.reply.strip()
-            if not conv.one_wav:
-                self._put(
-                    Outgoing(
-                        events.dumps(events.assistant_message(self.reply)), marks=("assistant",)
-                    )
-                )
+            self._put(
+                Outgoing(events.dumps(events.assistant_message(self.reply)), marks=("assistant",))
+            )
             sentences.put_nowait(None)
             await tts
         finally:
@@ -231,26 +252,10 @@ class Turn:
                 with contextlib.suppress(asyncio.CancelledError, UpstreamError):
                     await tts
 
-    async def _synthesize_all(self, sentences: asyncio.Queue[str | None]) -> None:
-        conv = self.conversation
-        whole: list[bytes] = []
-        spoken: list[str] = []
+    async def _synthesize_each(self, sentences: asyncio.Queue[str | None]) -> None:
         while (sentence := await sentences.get()) is not None:
-            wav = await self.upstreams.synthesize(sentence, conv.voice)
-            if conv.one_wav:
-                whole.append(wav)
-                spoken.append(sentence)
-            else:
-                self._put(Outgoing(events.assistant_speech(wav), wav_duration(wav), sentence))
-        if conv.one_wav:
-            self._put(
-                Outgoing(events.dumps(events.assistant_message(self.reply)), marks=("assistant",))
-            )
-            if whole:
-                wav = join_wavs(whole)
-                self._put(
-                    Outgoing(events.assistant_speech(wav), wav_duration(wav), "".join(spoken))
-                )
+            wav = await self.upstreams.synthesize(sentence, self.conversation.voice)
+            self._put(Outgoing(events.assistant_speech(wav), wav_duration(wav), sentence))
 
     def _put_metrics_and_end(self) -> None:
         self._put(Outgoing("", metrics=True))

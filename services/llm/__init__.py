@@ -1,0 +1,1 @@
+"""LLM service: short spoken-style chat replies, streamed, OpenAI-compatible (port 8002)."""

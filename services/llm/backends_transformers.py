@@ -1,0 +1,162 @@
+"""The engine behind the ``embedded`` and ``transformers`` backends (loading: transformers_load).
+
+``generate`` runs in a worker thread. A streamer hands each decoded piece to
+the event loop; a stopping criterion watches a cancel event that is set when
+the async generator is closed, so a client that hangs up stops the model at
+the next token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncGenerator, Callable, Sequence
+from typing import Any
+
+import torch
+from transformers import StoppingCriteriaList
+
+from services.common.errors import ModelError
+
+from .engine import Chunk, GenerationParams
+from .prompt import Message
+from .token_stream import CancelCriteria, TokenStreamer
+
+logger = logging.getLogger(__name__)
+
+Render = Callable[[Any, Sequence[Message]], list[int]]  # (tokenizer, messages) -> input ids
+
+
+_END = object()
+
+
+class TransformersChat:
+    """A causal LM from transformers, streaming token by token."""
+
+    concurrent = False
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        backend: str,
+        model_id: str,
+        render: Render,
+        context_tokens: int,
+        stop_at_newline: bool = False,
+        repetition_penalty: float = 1.0,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.backend = backend
+        self.model_id = model_id
+        self.device = str(model.device)
+        self.render = render
+        limit = getattr(model.config, "max_position_embeddings", None) or context_tokens
+        self.context_tokens = min(context_tokens, limit)
+        self.stop_at_newline = stop_at_newline
+        self.repetition_penalty = repetition_penalty
+        self.eos_ids = _eos_ids(model, tokenizer, stop_at_newline)
+        self.tokens_generated = 0
+        """Lifetime count of generated tokens: what the disconnect test measures."""
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return len(self.render(self.tokenizer, messages))
+
+    async def stream(
+        self, messages: Sequence[Message], params: GenerationParams
+    ) -> AsyncGenerator[Chunk, None]:
+        ids = self.render(self.tokenizer, messages)
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[object] = asyncio.Queue()
+        cancel = threading.Event()
+
+        def emit(item: object) -> None:
+            loop.call_soon_threadsafe(pieces.put_nowait, item)
+
+        streamer = TokenStreamer(self.tokenizer, emit, self.stop_at_newline)
+        streamer.on_token = self._count
+        sampling = params.temperature > 0
+        kwargs: dict[str, Any] = {
+            "input_ids": torch.tensor([ids], device=self.model.device),
+            "attention_mask": torch.ones((1, len(ids)), dtype=torch.long, device=self.model.device),
+            "max_new_tokens": params.max_tokens,
+            "eos_token_id": self.eos_ids,
+            "pad_token_id": self.tokenizer.pad_token_id or self.eos_ids[0],
+            "do_sample": sampling,
+            "repetition_penalty": self.repetition_penalty,
+            "streamer": streamer,
+            "stopping_criteria": StoppingCriteriaList([CancelCriteria(cancel)]),
+        }
+        if sampling:
+            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
+        else:  # the model's generation_config may carry sampling values; greedy ignores them
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    self.model.generate(**kwargs)
+            except Exception as exc:  # reported to the caller through the queue
+                logger.exception("generation failed")
+                emit(exc)
+            finally:
+                emit(_END)
+
+        done = loop.run_in_executor(None, run)
+        try:
+            while (item := await pieces.get()) is not _END:
+                if isinstance(item, Exception):
+                    raise ModelError("the model failed to generate a reply")
+                assert isinstance(item, str)
+                yield Chunk(item, None, len(ids), len(streamer.ids))
+                if streamer.hit_newline:
+                    cancel.set()  # the tokens after the newline are not wanted
+            stopped = streamer.hit_newline or bool(
+                streamer.ids and streamer.ids[-1] in self.eos_ids
+            )
+            yield Chunk(
+                finish_reason="stop" if stopped else "length",
+                prompt_tokens=len(ids),
+                completion_tokens=len(streamer.ids),
+            )
+        finally:
+            cancel.set()
+            # Hold the caller (and so the queue) until the model is really free.
+            await asyncio.shield(done)
+
+    def warm_up(self) -> None:
+        """Generate two tokens once: the first call pays one-off kernel set-up (seconds on CPU)."""
+        ids = self.render(self.tokenizer, [Message("user", "こんにちは")])
+        with torch.inference_mode():
+            self.model.generate(
+                torch.tensor([ids], device=self.model.device),
+                attention_mask=torch.ones(
+                    (1, len(ids)), dtype=torch.long, device=self.model.device
+                ),
+                max_new_tokens=2,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=self.eos_ids[0],
+            )
+
+    def _count(self, n: int) -> None:
+        self.tokens_generated += n
+
+
+def _eos_ids(model: Any, tokenizer: Any, stop_at_newline: bool) -> list[int]:
+    ids: list[int] = []
+    configured = model.generation_config.eos_token_id
+    ids += configured if isinstance(configured, list) else [configured]
+    for special in (tokenizer.eos_token, "<end_of_turn>"):
+        tid = tokenizer.convert_tokens_to_ids(special) if special else None
+        if tid is not None and tid != tokenizer.unk_token_id:
+            ids.append(tid)
+    if stop_at_newline:
+        # Extra EOS ids end the line cheaply; stop_strings would re-decode a 262k vocabulary.
+        ids += [i for tok, i in tokenizer.get_vocab().items() if "\n" in tok or tok == "<0x0A>"]
+    return list(dict.fromkeys(i for i in ids if i is not None))

@@ -1,0 +1,160 @@
+"""The real embedded model (gemma-3-270m from the GGUF packages) behind a real server."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from openai import OpenAI
+from openai.types.chat import ChatCompletionMessageParam
+
+from services.llm.app import create_app
+from services.llm.engine import load_engine
+from services.llm.prompt import Message
+from services.llm.settings import LLMSettings
+
+pytestmark = pytest.mark.slow
+
+JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+QUESTION: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "日本で一番高い山は何ですか？"}
+]
+# Greedy decoding repeats this long sentence: a reply of about 45 tokens to cut short.
+LONG = [
+    {
+        "role": "user",
+        "content": "次の文をそのまま繰り返してください：吾輩は猫である。名前はまだ無い。"
+        "どこで生れたかとんと見当がつかぬ。何でも薄暗いじめじめした所で"
+        "ニャーニャー泣いていた事だけは記憶している。",
+    }
+]
+
+
+def test_japanese_question_gets_a_one_sentence_japanese_reply(embedded_url: str) -> None:
+    body = {"messages": QUESTION, "temperature": 0}
+    reply = httpx.post(f"{embedded_url}/chat", json=body, timeout=120).json()
+    message = reply["message"]
+    assert JAPANESE.search(message), message
+    assert "\n" not in message and reply["finish_reason"] == "stop"
+    assert "富士山" in message
+
+
+def test_stream_is_incremental(embedded_url: str) -> None:
+    arrivals: list[float] = []
+    final: dict[str, Any] = {}
+    body = {"messages": LONG, "temperature": 0, "max_tokens": 20}
+    with httpx.stream("POST", f"{embedded_url}/chat/stream", json=body, timeout=120) as resp:
+        assert resp.status_code == 200
+        for line in resp.iter_lines():
+            if not line.startswith("data: {"):
+                continue
+            event = json.loads(line[6:])
+            if "delta" in event:
+                arrivals.append(time.monotonic())
+            else:
+                final = event
+    assert len(arrivals) >= 2
+    # each token takes tens of milliseconds on a CPU: a buffered reply would arrive at once
+    assert arrivals[-1] - arrivals[0] > 0.05
+    assert final["usage"]["completion_tokens"] == 20 and final["finish_reason"] == "length"
+
+
+def test_disconnect_stops_generation_within_two_tokens(
+    embedded_url: str, embedded_engine: Any
+) -> None:
+    body = {"messages": LONG, "temperature": 0, "max_tokens": 200}
+    before = embedded_engine.tokens_generated
+    full = httpx.post(f"{embedded_url}/chat", json=body, timeout=120).json()
+    natural = full["usage"]["completion_tokens"]
+    assert embedded_engine.tokens_generated - before == natural >= 30
+
+    start = embedded_engine.tokens_generated
+    with httpx.stream("POST", f"{embedded_url}/chat/stream", json=body, timeout=120) as resp:
+        for line in resp.iter_lines():
+            if line.startswith('data: {"delta"'):
+                break  # leaving the block closes the connection
+    at_disconnect = embedded_engine.tokens_generated - start
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{embedded_url}/health").json()["busy"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    after = embedded_engine.tokens_generated - start - at_disconnect
+    print(f"tokens: natural {natural}, at disconnect {at_disconnect}, after {after}")
+    assert after <= 2
+    assert at_disconnect + after < natural
+
+
+def test_openai_sdk_plain_and_streaming(embedded_url: str) -> None:
+    client = OpenAI(base_url=f"{embedded_url}/v1", api_key="unused", max_retries=0)
+    model = client.models.list().data[0].id
+    plain = client.chat.completions.create(model=model, messages=QUESTION, temperature=0)
+    assert JAPANESE.search(plain.choices[0].message.content or "")
+    assert plain.usage is not None and plain.usage.completion_tokens > 0
+
+    stream = client.chat.completions.create(
+        model=model,
+        messages=QUESTION,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == plain.choices[0].message.content
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+# Gemma 2's own chat template: no system role, strict user/model alternation.
+GEMMA2_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
+    "{{ raise_exception('System role not supported') }}{% endif %}"
+    "{% for message in messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}"
+    "{% else %}{% set role = message['role'] %}{% endif %}"
+    "{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"
+)
+
+
+def test_transformers_backend_loads_a_chat_model_folder(
+    tmp_path: Path, embedded_engine: Any
+) -> None:
+    """The production loading path, on a tiny random Gemma 2 with Gemma 2's template."""
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    tokenizer = embedded_engine.tokenizer
+    tokenizer.save_pretrained(tmp_path)
+    config = Gemma2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=1024,
+        eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_turn>")],
+    )
+    Gemma2ForCausalLM(config).save_pretrained(tmp_path)
+    (tmp_path / "chat_template.jinja").write_text(GEMMA2_TEMPLATE)
+
+    settings = LLMSettings(backend="transformers", model=str(tmp_path), cache_dir=tmp_path)
+    engine = load_engine(settings)
+    assert engine.context_tokens == 1024  # the model's limit beats the 2048 setting
+    messages = [Message("system", "system text"), Message("user", "user text")]
+    prompt = engine.tokenizer.decode(engine.render(engine.tokenizer, messages))  # type: ignore[attr-defined]
+    assert prompt.startswith("<bos><start_of_turn>user\nsystem text\n\nuser text")
+    with TestClient(create_app(settings, engine=engine)) as client:
+        body = {"messages": [{"role": "user", "content": "こんにちは"}], "max_tokens": 5}
+        reply = client.post("/chat", json=body).json()
+    assert reply["usage"]["completion_tokens"] >= 1
+    assert reply["finish_reason"] in ("stop", "length")
