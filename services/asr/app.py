@@ -83,7 +83,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _read_upload(file: UploadFile, limit: int) -> bytes:
+async def _read_upload(file: StarletteUpload, limit: int) -> bytes:
     data = await file.read(limit + 1)
     if len(data) > limit:
         raise PayloadTooLarge(
