@@ -40,6 +40,7 @@ class Conversation:
     voice: str | None = None
     one_wav: bool = False
     language: str = "ja"
+    paced: bool = True  # False: the client queues audio itself (streamAudio)
     turn: Turn | None = None
 
     def llm_messages(self, user_text: str) -> list[dict[str, str]]:

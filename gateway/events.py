@@ -40,6 +40,9 @@ class StartSession(BaseModel):
     voice: str | None = None  # extension: a TTS voice id from the TTS service's /voices
     systemPrompt: str | None = None  # noqa: N815 - extension
     language: str | None = Field(None, pattern=r"^(auto|[a-z]{2,3})$")  # extension: ASR language
+    # Extension: the client queues WAVs for gapless playback itself (and stops them on
+    # assistantSpeechInterrupted), so the server sends each sentence as soon as it exists.
+    streamAudio: bool = False  # noqa: N815
 
 
 class UserMessage(BaseModel):

@@ -151,6 +151,7 @@ class Connection:
             voice=self.hub.voice(event.voice),
             one_wav=s.one_wav_per_turn if event.oneWavPerTurn is None else event.oneWavPerTurn,
             language=event.language or s.language,
+            paced=not event.streamAudio,
         )
 
     def _ensure_conversation(self) -> Conversation:

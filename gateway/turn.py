@@ -278,7 +278,7 @@ class Turn:
                 if item.metrics:
                     self.metrics.mark("total")
                     item.payload = events.dumps(events.turn_metrics(self.metrics.as_event()))
-                if item.audio_s:
+                if item.audio_s and self.conversation.paced:
                     delay = self.play_until - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
@@ -289,7 +289,8 @@ class Turn:
                     self.detach(conn)
                 if item.audio_s:
                     self.metrics.mark("first_audio")
-                    self.play_until = time.monotonic() + item.audio_s
+                    # Where the client's playback ends; it queues, so durations add up.
+                    self.play_until = max(self.play_until, time.monotonic()) + item.audio_s
                     self.spoken.append(item.sentence)
                 self.sent_user |= "user" in item.marks
                 self.sent_assistant |= "assistant" in item.marks

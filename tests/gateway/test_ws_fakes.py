@@ -266,3 +266,13 @@ def test_many_sessions_are_isolated(ws_url: str, fake: FakeBehaviour) -> None:
         assert names(got).count("assistantSpeechGenerated") == 2, i
     users = sorted(b["messages"][-1]["content"] for b in fake.chat_bodies)
     assert users == sorted(f"私は{i}番です" for i in range(8))
+
+
+def test_stream_audio_mode_sends_without_pacing(ws_url: str, fake: FakeBehaviour) -> None:
+    fake.audio_s = 1.0
+    c = WSClient(ws_url)
+    c.start(streamAudio=True)
+    c.send({"event": "userMessage", "message": "こんにちは"})
+    c.until("turnMetrics")
+    audio = [t for t, e in c.received if e["event"] == "assistantSpeechGenerated"]
+    assert len(audio) == 2 and audio[1] - audio[0] < 0.5  # not held back by 1 s of playback
