@@ -1,17 +1,19 @@
 """The three upstream services over httpx, with per-stage timeouts and failover.
 
-Each stage may list several base URLs; a turn takes the next URL in turn and,
-if it cannot connect, tries the others before giving up. Failures become
-:class:`UpstreamError` carrying the stage name, which the turn reports to the
-client as an ``error`` event.
+Each stage may list several base URLs (several GPU hosts, say). Turns are
+spread over them in rotation; a URL that cannot be reached is set aside for
+``cooldown_s`` so later turns do not wait on it again, and a request that finds
+an instance busy (503) or unreachable is retried on the next one. Failures
+become :class:`UpstreamError` carrying the stage name, which the turn reports
+to the client as an ``error`` event.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
-from collections.abc import AsyncGenerator
+import time
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import httpx
@@ -20,6 +22,12 @@ from pydantic import SecretStr
 from .settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
+
+
+# Long enough that a dead host costs one connect timeout per stage, not one per turn;
+# short enough that a restarted service is back in the rotation within a turn or two.
+FAILED_URL_COOLDOWN_S = 10.0
+BUSY = 503  # a service's inference queue is full (ServiceBusy)
 
 
 class UpstreamError(Exception):
@@ -37,23 +45,52 @@ def _error_text(response: httpx.Response) -> str:
 
 
 class Stage:
-    """One service kind (asr, llm, tts): its URLs, token and timeout."""
+    """One service kind (asr, llm, tts): its URLs, token and timeout, and which URLs failed."""
 
     def __init__(
-        self, name: str, urls: list[str], token: SecretStr | None, timeout_s: float
+        self,
+        name: str,
+        urls: list[str],
+        token: SecretStr | None,
+        timeout_s: float,
+        cooldown_s: float = FAILED_URL_COOLDOWN_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not urls:
             raise ValueError(f"no URL configured for {name}")
         self.name = name
         self.urls = [u.rstrip("/") for u in urls]
-        self._next = itertools.cycle(range(len(self.urls)))
+        self.cooldown_s = cooldown_s
+        self._clock = clock
+        self._turn = 0
+        self._failed_until: dict[str, float] = {}
         self.headers = {"authorization": f"Bearer {token.get_secret_value()}"} if token else {}
         self.timeout = httpx.Timeout(timeout_s, connect=min(5.0, timeout_s))
 
     def candidates(self) -> list[str]:
-        """All URLs, starting with the next one in the rotation."""
-        first = next(self._next)
-        return self.urls[first:] + self.urls[:first]
+        """Every URL in the order to try them: the healthy ones in rotation, then those
+        that failed recently (soonest back first), so a stage is never left with none."""
+        now = self._clock()
+        healthy = [u for u in self.urls if self._failed_until.get(u, 0.0) <= now]
+        cooling = sorted(
+            (u for u in self.urls if u not in healthy), key=self._failed_until.__getitem__
+        )
+        if not healthy:
+            return cooling
+        first = self._turn % len(healthy)
+        self._turn += 1
+        return healthy[first:] + healthy[:first] + cooling
+
+    def failed(self, url: str) -> None:
+        """``url`` could not be reached: skip it for the next ``cooldown_s`` seconds."""
+        if url not in self._failed_until or self._failed_until[url] <= self._clock():
+            logger.warning(
+                "%s at %s unreachable; skipping it for %.0f s", self.name, url, self.cooldown_s
+            )
+        self._failed_until[url] = self._clock() + self.cooldown_s
+
+    def succeeded(self, url: str) -> None:
+        self._failed_until.pop(url, None)
 
 
 class Upstreams:
@@ -81,10 +118,20 @@ class Upstreams:
                     timeout=stage.timeout,
                     **kwargs,
                 )
+            except httpx.ConnectTimeout:
+                # a host that drops packets (a stopped cloud VM): the next URL may answer
+                stage.failed(base)
+                last = f"cannot reach {base}: ConnectTimeout"
+                continue
             except httpx.TimeoutException:
                 raise UpstreamError(stage.name, f"timed out after {stage.timeout.read} s") from None
             except httpx.TransportError as exc:
+                stage.failed(base)
                 last = f"cannot reach {base}: {exc.__class__.__name__}"
+                continue
+            stage.succeeded(base)
+            if r.status_code == BUSY:
+                last = _error_text(r)  # its queue is full; another instance may be free
                 continue
             if r.status_code >= 400:
                 raise UpstreamError(stage.name, _error_text(r))
@@ -116,6 +163,7 @@ class Upstreams:
         stage = self.llm
         body = {"messages": messages, "max_tokens": max_tokens}
         last = "unreachable"
+        started = False  # once text went out, another instance would repeat it: no failover
         for base in stage.candidates():
             try:
                 async with self.client.stream(
@@ -125,6 +173,11 @@ class Upstreams:
                     headers=stage.headers,
                     timeout=stage.timeout,
                 ) as r:
+                    stage.succeeded(base)
+                    if r.status_code == BUSY:
+                        await r.aread()
+                        last = _error_text(r)
+                        continue
                     if r.status_code >= 400:
                         await r.aread()
                         raise UpstreamError(stage.name, _error_text(r))
@@ -138,13 +191,19 @@ class Upstreams:
                         if "error" in event:
                             raise UpstreamError(stage.name, str(event["error"].get("message")))
                         if event.get("delta"):
+                            started = True
                             yield str(event["delta"])
                     return
+            except httpx.ConnectTimeout:
+                stage.failed(base)
+                last = f"cannot reach {base}: ConnectTimeout"
             except httpx.TimeoutException:
                 raise UpstreamError(stage.name, "timed out waiting for tokens") from None
             except httpx.TransportError as exc:
+                if started:
+                    raise UpstreamError(stage.name, f"connection to {base} lost") from None
+                stage.failed(base)
                 last = f"cannot reach {base}: {exc.__class__.__name__}"
-                continue
         raise UpstreamError(stage.name, last)
 
     async def health(self) -> dict[str, Any]:

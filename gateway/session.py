@@ -206,6 +206,7 @@ class Connection:
             text=text,
             language=conv.language,
             max_tokens=s.max_tokens,
+            first_clause_chars=s.first_clause_chars,
             grace_s=s.adopt_grace_s,
             on_done=self.hub.turn_done,
         )

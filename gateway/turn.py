@@ -78,6 +78,7 @@ class Turn:
         text: str | None = None,
         language: str = "ja",
         max_tokens: int = 160,
+        first_clause_chars: int = 0,
         grace_s: float = 10.0,
         on_done: Callable[[Turn], Awaitable[None] | None] | None = None,
     ) -> None:
@@ -87,6 +88,7 @@ class Turn:
         self.user_text = text or ""
         self.language = language
         self.max_tokens = max_tokens
+        self.first_clause_chars = first_clause_chars
         self.grace_s = grace_s
         self.on_done = on_done
         self.reply = ""
@@ -234,7 +236,7 @@ class Turn:
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         tts = asyncio.create_task(self._synthesize_each(sentences))
         try:
-            splitter = SentenceSplitter()
+            splitter = SentenceSplitter(first_clause_chars=self.first_clause_chars)
             async for delta in self._llm():
                 for sentence in splitter.feed(delta):
                     sentences.put_nowait(sentence)

@@ -1,0 +1,67 @@
+"""Sentence splitting of a streamed reply: Japanese and English, fed in any pieces."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.splitter import SentenceSplitter, split_sentences
+
+
+def streamed(text: str, cuts: list[int], **kwargs: int) -> list[str]:
+    s = SentenceSplitter(**kwargs)
+    out, last = [], 0
+    for cut in sorted(set(cuts)) + [len(text)]:
+        out += list(s.feed(text[last:cut]))
+        last = cut
+    return out + list(s.flush())
+
+
+@pytest.mark.parametrize(
+    ("text", "pieces"),
+    [
+        (
+            "こんにちは。今日はいい天気ですね！散歩に行きましょうか？",
+            ["こんにちは。", "今日はいい天気ですね！", "散歩に行きましょうか？"],
+        ),
+        (
+            "Hello there. It costs 3.5 dollars. Really?! Yes, sure.",
+            ["Hello there.", "It costs 3.5 dollars.", "Really?!", "Yes, sure."],
+        ),
+        ("「本当？」と彼は言った。「行こう！」", ["「本当？」と彼は言った。", "「行こう！」"]),
+        ("はい。そうです。", ["はい。そうです。"]),  # too short alone: joined
+        ("一行目です\n二行目です", ["一行目です", "二行目です"]),
+    ],
+)
+def test_split(text: str, pieces: list[str]) -> None:
+    assert split_sentences(text) == pieces
+    # streamed one character at a time, the same
+    assert streamed(text, list(range(len(text)))) == pieces
+
+
+def test_first_piece_may_end_at_a_comma() -> None:
+    text = "日本で一番高い山は、富士山です。次の山は、北岳です。"
+    assert split_sentences(text, first_clause_chars=8) == [
+        "日本で一番高い山は、",
+        "富士山です。",
+        "次の山は、北岳です。",
+    ]
+    assert split_sentences("はい、そうです。", first_clause_chars=8) == ["はい、そうです。"]
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+@given(
+    st.text(alphabet="あいうえおカキ漢字abc 。、！？!?.,\n3", max_size=80),
+    st.lists(st.integers(0, 80), max_size=10),
+    st.sampled_from([0, 8]),
+)
+def test_pieces_cover_the_text_in_order(text: str, cuts: list[int], clause: int) -> None:
+    pieces = streamed(text, [c for c in cuts if c <= len(text)], first_clause_chars=clause)
+    assert all(p.strip() for p in pieces)
+    assert _squash("".join(pieces)) == _squash(text)
