@@ -1,4 +1,5 @@
-"""The gateway: ``/ws`` (LocalChatVRM's protocol), ``/health`` and ``/metrics``."""
+"""The gateway: ``/ws`` (LocalChatVRM's protocol), ``/health``, ``/metrics`` and the browser
+client at ``/`` (``gateway/static``)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,17 @@ import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from services.common.errors import Unauthorized, install_error_handlers
+from services.common.errors import APIError, Unauthorized, install_error_handlers
 
 from . import events
 from .clients import Upstreams
@@ -22,6 +26,19 @@ from .session import Connection
 from .settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).with_name("static")
+# The browser client's files load without a token (a page cannot send a bearer header
+# for its own navigation); it then presents the token on /ws and /voices itself.
+PUBLIC_PATHS = frozenset(
+    {"/health", "/"} | {f"/{p.name}" for p in STATIC_DIR.iterdir() if p.is_file()}
+)
+
+
+class TTSUnavailable(APIError):
+    status_code = 502
+    type = "server_error"
+
 
 # WebSocket close codes (RFC 6455 / IANA registry)
 POLICY_VIOLATION = 1008
@@ -70,7 +87,9 @@ def create_app(
 
     @app.middleware("http")
     async def require_token(request: Request, call_next: Any) -> Response:
-        if request.url.path != "/health" and not _token_ok(settings, _bearer(request.headers)):
+        if request.url.path not in PUBLIC_PATHS and not _token_ok(
+            settings, _bearer(request.headers)
+        ):
             exc = Unauthorized()
             return JSONResponse(
                 {
@@ -107,6 +126,20 @@ def create_app(
         hub: Hub = request.app.state.hub
         return Response(generate_latest(hub.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    @app.get("/voices")
+    async def voices(request: Request) -> Response:
+        """The TTS service's voice list, for the browser client's settings."""
+        tts = request.app.state.hub.upstreams.tts
+        client: httpx.AsyncClient = request.app.state.hub.upstreams.client
+        for base in tts.candidates():
+            try:
+                r = await client.get(base + "/voices", headers=tts.headers, timeout=5)
+            except httpx.HTTPError:
+                continue
+            if r.status_code == 200:
+                return Response(r.content, media_type="application/json")
+        raise TTSUnavailable("no TTS service answered", code="tts_unavailable")
+
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
         hub: Hub = websocket.app.state.hub
@@ -141,4 +174,6 @@ def create_app(
                 del hub.clients[client]
             hub.metrics.sessions.dec()
 
+    # Last, so /ws, /health, /metrics and /voices take precedence over file names.
+    app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")
     return app

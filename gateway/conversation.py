@@ -41,6 +41,7 @@ class Conversation:
     one_wav: bool = False
     language: str = "ja"
     paced: bool = True  # False: the client queues audio itself (streamAudio)
+    reconnects: bool | None = None  # does this client reconnect per chat-log change?
     turn: Turn | None = None
 
     def llm_messages(self, user_text: str) -> list[dict[str, str]]:

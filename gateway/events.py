@@ -10,6 +10,7 @@ are ignored by it.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -93,3 +94,29 @@ def error(stage: str, message: str) -> dict[str, Any]:
 
 def turn_metrics(metrics: dict[str, float | None]) -> dict[str, Any]:
     return {"event": "turnMetrics", **metrics}
+
+
+@dataclass
+class TurnEvent:
+    """What a turn tells its listener, independent of the wire protocol; each kind of
+    connection renders it (LocalChatVRM's events here, the Realtime API elsewhere)."""
+
+    kind: Literal["transcript", "message", "audio", "error", "metrics", "interrupted"]
+    text: str = ""  # transcript, reply, the sentence spoken (audio), error message
+    wav: bytes = b""
+    stage: str = ""  # error: which service failed
+    metrics: dict[str, float | None] = field(default_factory=dict)
+
+
+def render(event: TurnEvent) -> str:
+    """A turn event as LocalChatVRM's JSON text frame."""
+    if event.kind == "audio":
+        return assistant_speech(event.wav)
+    payload = {
+        "transcript": lambda: transcript(event.text),
+        "message": lambda: assistant_message(event.text),
+        "error": lambda: error(event.stage, event.text),
+        "metrics": lambda: turn_metrics(event.metrics),
+        "interrupted": lambda: assistant_interrupted(event.text),
+    }[event.kind]()
+    return dumps(payload)

@@ -18,7 +18,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import events
 from .conversation import Conversation, clean_history
-from .events import StartSession, UserMessage
+from .events import StartSession, TurnEvent, UserMessage
 from .turn import Turn
 from .vad import Kind, TurnDetector
 
@@ -51,11 +51,16 @@ class Connection:
         text = payload if isinstance(payload, str) else events.dumps(payload)
         self._queue.put_nowait((text, None))
 
-    async def deliver(self, payload: str) -> bool:
+    def notify(self, event: TurnEvent) -> None:
+        """A turn's event that needs no delivery guarantee (fire and forget)."""
+        self.send(events.render(event))
+
+    async def deliver(self, event: TurnEvent) -> bool:
         """Send and wait until written; False if the socket is gone (the turn then waits
         for another connection to adopt it)."""
         if self.closed:
             return False
+        payload = events.render(event)
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((payload, done))
         return await done
@@ -208,9 +213,12 @@ class Connection:
             max_tokens=s.max_tokens,
             first_clause_chars=s.first_clause_chars,
             grace_s=s.adopt_grace_s,
+            reconnect_wait_s=s.reconnect_wait_s,
             on_done=self.hub.turn_done,
         )
         conv.turn = turn
         turn.attach(self)
+        if text is not None:
+            turn.expect_reconnect(self)  # LocalChatVRM reconnects right after userMessage
         self.hub.turns.add(turn)
         turn.start()

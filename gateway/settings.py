@@ -72,6 +72,9 @@ class GatewaySettings(BaseSettings):
 
     adopt_grace_s: float = Field(10.0, gt=0, le=600)
     """How long a turn whose socket closed waits for a new connection to adopt it."""
+    reconnect_wait_s: float = Field(0.5, ge=0, le=10)
+    """After a transcript or reply text, how long to wait for a client to reconnect (as
+    LocalChatVRM does) before sending the rest of the turn on the same socket."""
     max_sessions: int = Field(64, ge=1, le=10000)
     """WebSocket connections served at once; more are refused."""
     max_sessions_per_client: int = Field(16, ge=1, le=10000)

@@ -19,14 +19,14 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import events
 from .audio import wav_duration
 from .clients import UpstreamError, Upstreams
 from .conversation import Conversation, same_text
+from .events import TurnEvent
 from .splitter import SentenceSplitter
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from .session import Connection
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +37,9 @@ class Orphaned(Exception):
 
 @dataclass
 class Outgoing:
-    payload: str
+    event: TurnEvent
     audio_s: float = 0.0  # > 0: a WAV, paced
-    sentence: str = ""
     marks: tuple[str, ...] = ()  # what the client knows once this is sent
-    metrics: bool = False  # the turnMetrics event, filled in when it is sent
 
 
 @dataclass
@@ -80,6 +78,7 @@ class Turn:
         max_tokens: int = 160,
         first_clause_chars: int = 0,
         grace_s: float = 10.0,
+        reconnect_wait_s: float = 0.5,
         on_done: Callable[[Turn], Awaitable[None] | None] | None = None,
     ) -> None:
         self.conversation = conversation
@@ -90,6 +89,7 @@ class Turn:
         self.max_tokens = max_tokens
         self.first_clause_chars = first_clause_chars
         self.grace_s = grace_s
+        self.reconnect_wait_s = reconnect_wait_s
         self.on_done = on_done
         self.reply = ""
         self.spoken: list[str] = []
@@ -103,12 +103,24 @@ class Turn:
         self._outbox: asyncio.Queue[Outgoing | None] = asyncio.Queue()
         self._attached: Connection | None = None
         self._attached_event = asyncio.Event()
+        self._moved = asyncio.Event()  # set when a different connection attaches
+        # The connection that was just sent (or sent us) something LocalChatVRM answers
+        # by reconnecting: the next events wait for the new socket instead of this one.
+        self._handover_from: Connection | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- attachment -------------------------------------------------------
     def attach(self, conn: Connection) -> None:
+        if self._attached is not None and self._attached is not conn:
+            self._moved.set()
+        if self._handover_from is not None and conn is not self._handover_from:
+            self._moved.set()
         self._attached = conn
         self._attached_event.set()
+
+    def expect_reconnect(self, conn: Connection) -> None:
+        """``conn`` will probably be closed by the client soon (it sent userMessage)."""
+        self._handover_from = conn
 
     def detach(self, conn: Connection) -> None:
         if self._attached is conn:
@@ -167,7 +179,7 @@ class Turn:
         self.play_until = 0.0
         conn = self._attached
         if conn is not None:
-            conn.send(events.assistant_interrupted(spoken))
+            conn.notify(TurnEvent("interrupted", spoken))
         logger.info("turn interrupted; spoken so far: %r", spoken[:60])
 
     def _put(self, item: Outgoing) -> None:
@@ -182,22 +194,20 @@ class Turn:
                 if not self.user_text.strip():
                     logger.info("no speech recognised; turn dropped")
                     return
-                self._put(
-                    Outgoing(events.dumps(events.transcript(self.user_text)), marks=("user",))
-                )
+                self._put(Outgoing(TurnEvent("transcript", self.user_text), marks=("user",)))
             else:
                 self.sent_user = True  # typed: the client already shows it
             await self._reply()
         except UpstreamError as exc:
             logger.warning("turn failed at %s: %s", exc.stage, exc.message)
             self.error_stage = exc.stage
-            self._put(Outgoing(events.dumps(events.error(exc.stage, exc.message))))
+            self._put(Outgoing(TurnEvent("error", exc.message, stage=exc.stage)))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug of ours must not kill the session
             logger.exception("turn failed")
             self.error_stage = "gateway"
-            self._put(Outgoing(events.dumps(events.error("gateway", str(exc) or "internal error"))))
+            self._put(Outgoing(TurnEvent("error", str(exc) or "internal error", stage="gateway")))
         finally:
             self._put_metrics_and_end()
 
@@ -224,12 +234,10 @@ class Turn:
         async for _ in self._llm():
             pass
         self.reply = self.reply.strip()
-        self._put(
-            Outgoing(events.dumps(events.assistant_message(self.reply)), marks=("assistant",))
-        )
+        self._put(Outgoing(TurnEvent("message", self.reply), marks=("assistant",)))
         if self.reply:
             wav = await self.upstreams.synthesize(self.reply, self.conversation.voice)
-            self._put(Outgoing(events.assistant_speech(wav), wav_duration(wav), self.reply))
+            self._put(Outgoing(TurnEvent("audio", self.reply, wav), wav_duration(wav)))
 
     async def _reply_streaming(self) -> None:
         """Each sentence goes to TTS as soon as it is complete, while the LLM writes on."""
@@ -243,9 +251,7 @@ class Turn:
             for sentence in splitter.flush():
                 sentences.put_nowait(sentence)
             self.reply = self.reply.strip()
-            self._put(
-                Outgoing(events.dumps(events.assistant_message(self.reply)), marks=("assistant",))
-            )
+            self._put(Outgoing(TurnEvent("message", self.reply), marks=("assistant",)))
             sentences.put_nowait(None)
             await tts
         finally:
@@ -257,10 +263,10 @@ class Turn:
     async def _synthesize_each(self, sentences: asyncio.Queue[str | None]) -> None:
         while (sentence := await sentences.get()) is not None:
             wav = await self.upstreams.synthesize(sentence, self.conversation.voice)
-            self._put(Outgoing(events.assistant_speech(wav), wav_duration(wav), sentence))
+            self._put(Outgoing(TurnEvent("audio", sentence, wav), wav_duration(wav)))
 
     def _put_metrics_and_end(self) -> None:
-        self._put(Outgoing("", metrics=True))
+        self._put(Outgoing(TurnEvent("metrics")))
         self._outbox.put_nowait(None)
 
     # -- delivery: in order, paced, to whichever connection is attached -----
@@ -274,28 +280,51 @@ class Turn:
                 raise Orphaned() from None
         return self._attached
 
+    async def _handover(self) -> None:
+        """After an event the real client answers by reconnecting, wait for the new socket.
+
+        Anything sent on the old socket meanwhile is lost: the client is closing it.
+        A client that does not reconnect (a browser page, a script) is recognised by
+        the first wait running out, and is not waited for again.
+        """
+        old, self._handover_from = self._handover_from, None
+        conv = self.conversation
+        if old is None or conv.reconnects is False or self._attached is not old:
+            return
+        self._moved.clear()
+        timeout = self.grace_s if conv.reconnects else self.reconnect_wait_s
+        try:
+            await asyncio.wait_for(self._moved.wait(), timeout)
+            conv.reconnects = True
+        except TimeoutError:
+            if not old.closed:
+                conv.reconnects = False
+
     async def _deliver(self) -> None:
         try:
             while (item := await self._outbox.get()) is not None:
-                if item.metrics:
+                await self._handover()
+                if item.event.kind == "metrics":
                     self.metrics.mark("total")
-                    item.payload = events.dumps(events.turn_metrics(self.metrics.as_event()))
+                    item.event.metrics = self.metrics.as_event()
                 if item.audio_s and self.conversation.paced:
                     delay = self.play_until - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
                 while True:
                     conn = await self._wait_for_connection()
-                    if await conn.deliver(item.payload):
+                    if await conn.deliver(item.event):
                         break
                     self.detach(conn)
                 if item.audio_s:
                     self.metrics.mark("first_audio")
                     # Where the client's playback ends; it queues, so durations add up.
                     self.play_until = max(self.play_until, time.monotonic()) + item.audio_s
-                    self.spoken.append(item.sentence)
+                    self.spoken.append(item.event.text)
                 self.sent_user |= "user" in item.marks
                 self.sent_assistant |= "assistant" in item.marks
+                if item.marks:
+                    self._handover_from = conn
             if not self.interrupted:
                 self.conversation.record(self.user_text, self.reply)
         except Orphaned:

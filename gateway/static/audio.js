@@ -1,5 +1,7 @@
 // Microphone capture (through mic-worklet.js) and gapless playback of the reply's WAVs.
 
+const workletLoaded = new WeakSet(); // per AudioContext: a processor name registers once
+
 /** Opens the microphone and calls onFrame(ArrayBuffer of 1280 bytes, level 0..1) per frame. */
 export class Mic {
   constructor(ctx, onFrame) {
@@ -20,7 +22,10 @@ export class Mic {
     this.stream = await navigator.mediaDevices.getUserMedia({
       audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
     });
-    await this.ctx.audioWorklet.addModule(new URL("mic-worklet.js", import.meta.url));
+    if (!workletLoaded.has(this.ctx)) {
+      await this.ctx.audioWorklet.addModule(new URL("mic-worklet.js", import.meta.url));
+      workletLoaded.add(this.ctx);
+    }
     this.source = this.ctx.createMediaStreamSource(this.stream);
     this.node = new AudioWorkletNode(this.ctx, "pcm16k", { numberOfOutputs: 1 });
     this.node.port.onmessage = (e) => this.onFrame(e.data.pcm, e.data.level);
