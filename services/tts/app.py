@@ -16,7 +16,7 @@ from services.common import audio
 from services.common.auth import make_token_checker
 from services.common.errors import install_error_handlers
 
-from .engine import SynthesisOptions, Synthesizer, create_synthesizer
+from .engine import SynthesisOptions, Synthesizer, load_synthesizers
 from .schemas import HealthResponse, SpeechRequest, SynthesizeRequest, VoiceInfo, VoicesResponse
 from .settings import TTSSettings
 from .voices import OPENAI_VOICES, VoiceBook
@@ -24,14 +24,6 @@ from .voices import OPENAI_VOICES, VoiceBook
 logger = logging.getLogger(__name__)
 
 OPENAI_PCM_RATE = 24000  # OpenAI documents its pcm output as 24 kHz; clients assume it
-
-
-def _load_engines(settings: TTSSettings) -> list[Synthesizer]:
-    engines = []
-    for name in settings.backends:
-        logger.info("loading TTS backend %s", name)
-        engines.append(create_synthesizer(name, settings))
-    return engines
 
 
 def create_app(
@@ -44,7 +36,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engines = (
-            list(given) if given is not None else await asyncio.to_thread(_load_engines, settings)
+            list(given)
+            if given is not None
+            else await asyncio.to_thread(load_synthesizers, settings)
         )
         app.state.voices = VoiceBook(
             engines,
@@ -60,7 +54,8 @@ def create_app(
 
     app = FastAPI(
         title="koe TTS",
-        summary="Japanese text to speech: Style-Bert-VITS2, Kokoro and OpenJTalk voices.",
+        summary="Japanese and English text to speech: Style-Bert-VITS2, Kokoro, OpenJTalk "
+        "and eSpeak NG voices.",
         version="0.1.0",
         lifespan=lifespan,
         dependencies=[Depends(make_token_checker(settings.api_token))],
@@ -116,8 +111,7 @@ def _add_routes(app: FastAPI) -> None:
     )
     async def synthesize(body: SynthesizeRequest, book: Voices) -> Response:
         """Speak ``text``: a 16-bit mono WAV (or raw PCM with the rate in ``X-Sample-Rate``)."""
-        voice, style = book.resolve(body.voice, body.style)
-        sentences = book.sentences(body.text, voice)
+        voice, style, sentences = book.plan(body.text, body.voice, body.style)
         rate = body.sample_rate or voice.sample_rate
         pcm = await book.synthesize(voice, sentences, body.options(style), rate)
         data, rate = audio.encode(pcm, rate, body.format)
@@ -137,8 +131,7 @@ def _add_routes(app: FastAPI) -> None:
         Each chunk is one whole sentence (with its trailing pause), sent as soon
         as it is synthesized; ``format`` is ignored.
         """
-        voice, style = book.resolve(body.voice, body.style)
-        sentences = book.sentences(body.text, voice)
+        voice, style, sentences = book.plan(body.text, body.voice, body.style)
         rate = body.sample_rate or voice.sample_rate
         chunks = book.stream(voice, sentences, body.options(style), rate)
         # The first sentence is synthesized before the response starts, so a full
@@ -166,8 +159,7 @@ def _add_routes(app: FastAPI) -> None:
         name = body.voice
         if body.model in book.backends and (not name or name.lower() in OPENAI_VOICES):
             name = body.model  # model="openjtalk", voice="alloy": that backend's voice
-        voice, style = book.resolve(name, None, openai=True)
-        sentences = book.sentences(body.input, voice, param="input")
+        voice, style, sentences = book.plan(body.input, name, None, param="input", openai=True)
         rate = OPENAI_PCM_RATE if body.response_format == "pcm" else voice.sample_rate
         options = SynthesisOptions(style=style, speed=body.speed)
         pcm: np.ndarray = await book.synthesize(voice, sentences, options, rate)

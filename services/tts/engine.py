@@ -8,6 +8,7 @@ done once here in :class:`VoiceBook`, so all voices behave the same.
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -16,6 +17,8 @@ import numpy as np
 
 if TYPE_CHECKING:
     from .settings import TTSSettings
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,12 +70,18 @@ class Synthesizer(Protocol):
 _REGISTRY: dict[str, str] = {
     "kokoro": "services.tts.kokoro:create",
     "openjtalk": "services.tts.openjtalk:create",
+    "espeak": "services.tts.espeak:create",
     "style-bert-vits2": "services.tts.sbv2:create",
 }
 _PREPARE: dict[str, str] = {
     "kokoro": "services.tts.kokoro:prepare",
     "style-bert-vits2": "services.tts.sbv2:prepare",
 }
+
+
+# Backends that need a system program rather than a pip package: one missing from a
+# machine costs its voices (a warning), not the whole service. The others fail startup.
+_OPTIONAL = frozenset({"espeak"})
 
 
 def backend_names() -> list[str]:
@@ -91,6 +100,25 @@ def create_synthesizer(name: str, settings: TTSSettings) -> Synthesizer:
         raise ValueError(f"unknown TTS backend {name!r}; known: {', '.join(_REGISTRY)}")
     synth: Synthesizer = _load(_REGISTRY[name])(settings)  # type: ignore[assignment]
     return synth
+
+
+def load_synthesizers(settings: TTSSettings) -> list[Synthesizer]:
+    """Every backend in ``settings.backends``; an optional one that fails is left out, logged.
+
+    Raises if a required backend fails, or if nothing at all loaded.
+    """
+    engines: list[Synthesizer] = []
+    for name in settings.backends:
+        logger.info("loading TTS backend %s", name)
+        try:
+            engines.append(create_synthesizer(name, settings))
+        except Exception as e:
+            if name not in _OPTIONAL or len(settings.backends) == 1:
+                raise
+            logger.warning("TTS backend %s not loaded, its voices are unavailable: %s", name, e)
+    if not engines:
+        raise RuntimeError(f"no TTS backend loaded (tried {', '.join(settings.backends)})")
+    return engines
 
 
 def prepare(settings: TTSSettings) -> None:

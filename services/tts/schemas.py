@@ -11,11 +11,13 @@ from .engine import SynthesisOptions
 
 class SynthesizeRequest(BaseModel):
     """``POST /synthesize`` and ``/synthesize/stream``. Style-Bert-VITS2 honours every knob;
-    Kokoro only ``speed``; OpenJTalk ``speed`` and ``pitch`` (see ``GET /voices``)."""
+    Kokoro only ``speed``; OpenJTalk and eSpeak ``speed`` and ``pitch`` (see ``GET /voices``)."""
 
     text: str = Field(description="What to say. Markdown, URLs and emoji are skipped.")
     voice: str | None = Field(
-        None, description="Voice id from GET /voices; default voice if unset."
+        None,
+        description="Voice id from GET /voices. Unset: the default voice, or for text it "
+        "cannot speak (English) the first voice that can.",
     )
     style: str | None = Field(
         None, description="Style of the voice (e.g. Happy); its first if unset."
@@ -54,7 +56,8 @@ class SpeechRequest(BaseModel):
 
     model: str = Field(
         "tts-1",
-        description="Any name; a backend name (kokoro, openjtalk, style-bert-vits2) picks it.",
+        description="Any name; a backend name (kokoro, openjtalk, espeak, style-bert-vits2) "
+        "picks it.",
     )
     input: str = Field(description="The text to speak.")
     voice: str | None = Field(

@@ -10,7 +10,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from services.common.settings import ServiceSettings
 
-BackendName = Literal["kokoro", "openjtalk", "style-bert-vits2"]
+BackendName = Literal["kokoro", "openjtalk", "espeak", "style-bert-vits2"]
 
 
 class TTSSettings(ServiceSettings):
@@ -20,10 +20,12 @@ class TTSSettings(ServiceSettings):
 
     port: int = Field(8003, ge=1, le=65535)
     """TCP port to listen on."""
-    backends: Annotated[list[BackendName], NoDecode] = ["kokoro", "openjtalk"]
-    """Backends to load, comma-separated: kokoro, openjtalk, style-bert-vits2 (production, GPU)."""
+    backends: Annotated[list[BackendName], NoDecode] = ["kokoro", "openjtalk", "espeak"]
+    """Backends to load, comma-separated: kokoro, openjtalk, espeak (English), style-bert-vits2
+    (production, GPU). espeak needs the espeak-ng program; without it the others still load."""
     default_voice: str | None = None
-    """Voice for requests naming none (or "alloy" etc.). Unset: the first backend's first voice."""
+    """Voice for requests naming none (or "alloy" etc.). Unset: the first backend's first voice.
+    Text it cannot speak (English for a Japanese voice) goes to the first voice that can."""
     max_chars: int = Field(2000, ge=1, le=100_000)
     """Longest accepted input text in characters; longer gets 413."""
     max_sentence_chars: int = Field(120, ge=10, le=1000)
@@ -35,6 +37,9 @@ class TTSSettings(ServiceSettings):
 
     kokoro_voices: list[str] | None = None
     """Kokoro voices to offer (JSON list). Unset: all the Japanese voices the package ships."""
+
+    espeak_binary: str = "espeak-ng"
+    """The espeak-ng program (name on PATH or full path) the espeak backend runs."""
 
     sbv2_repo: str = "litagin/style_bert_vits2_jvnv"
     """Hugging Face repository of the Style-Bert-VITS2 voice model."""

@@ -1,9 +1,11 @@
 """Make text speakable: strip markdown, emoji and URLs, spell out symbols, split sentences.
 
 Pure functions, no model needed. Numbers themselves are left to the voices'
-OpenJTalk frontend, which already reads ``1,234円`` or ``3.14`` correctly; what
-it reads badly (``12:30`` as "12 colon 30", ``A&B`` letter by letter, ``※``,
-``2024/3/14`` with slashes) is rewritten here first.
+frontends (OpenJTalk reads ``1,234円`` or ``3.14`` correctly, espeak-ng
+``1,234`` or ``50%``); what they read badly (``12:30`` as "12 colon 30",
+``A&B`` letter by letter, ``※``, ``2024/3/14`` with slashes, ``$5`` as
+"dollar five") is rewritten here first, in Japanese words for Japanese text
+and in English words for English text.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ import unicodedata
 _TERMINATORS = "。！？!?．"
 _CLOSERS = "」』）)】〕”’\"'"
 _SPLIT = re.compile(
-    rf"(?:[{_TERMINATORS}]+|(?<!\d)\.+(?!\d)|\.(?=\s|$))[{re.escape(_CLOSERS)}]*|\n+"
+    rf"(?:[{_TERMINATORS}]+|\.{{2,}}(?![\d.])|(?<![\dA-Za-z])\.(?![\dA-Za-z])|\.(?=\s|$))"
+    rf"[{re.escape(_CLOSERS)}]*|\n+"
 )
+# A full stop after these is not a sentence end: "Mr. Smith" stays one sentence.
+_ABBREVIATION = re.compile(r"(?:^|\s)(?:Mr|Mrs|Ms|Dr|Prof|St|Jr|Sr|vs|etc|e\.g|i\.e)\.$", re.I)
 # Pause marks where an over-long sentence may be cut (the models degrade on long input).
 _SOFT_BREAK = re.compile(r"(?<=[、，,；;：:])")
 
@@ -55,6 +60,27 @@ _SYMBOLS = {
     "〜": "ー", "~": "ー", "^": " ", "\\": " ", "<": " ", ">": " ", "{": " ", "}": " ",
 }  # fmt: skip
 _SYMBOL_RE = re.compile("|".join(re.escape(s) for s in _SYMBOLS))
+
+# English: espeak-ng reads numbers, "-5", "50%", "9:30" and "A&B" itself, but says
+# "$5" as "dollar five", "10:00" as "ten zero zero", and "#", "*", "~" by name.
+_EN_TIME = re.compile(r"(?<![\d:])(\d{1,2}):([0-5]\d)(?![\d:])")
+_EN_RANGE = re.compile(r"(?<=\d)\s*[〜~～]\s*(?=\d)")
+_EN_CURRENCY = re.compile(r"([$＄€£¥￥])\s?(\d[\d,]*)(?:\.(\d\d))?(?!\d)")
+_EN_CURRENCY_NAMES = {
+    "$": "dollar",
+    "＄": "dollar",
+    "€": "euro",
+    "£": "pound",
+    "¥": "yen",
+    "￥": "yen",
+}
+_EN_SYMBOLS = {
+    "&": " and ", "＆": " and ", "@": " at ", "＠": " at ", "+": " plus ", "＋": " plus ",
+    "=": " equals ", "＝": " equals ", "×": " times ", "÷": " divided by ",
+    "#": " ", "＃": " ", "※": " ", "*": " ", "_": " ", "|": ", ", "｜": ", ", "\t": " ",
+    "〜": " ", "~": " ", "^": " ", "\\": " ", "<": " ", ">": " ", "{": " ", "}": " ",
+}  # fmt: skip
+_EN_SYMBOL_RE = re.compile("|".join(re.escape(s) for s in _EN_SYMBOLS))
 
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f々〆]")
 _LATIN = re.compile(r"[A-Za-zＡ-Ｚａ-ｚ]")
@@ -94,11 +120,39 @@ def read_symbols(text: str) -> str:
     return _SYMBOL_RE.sub(lambda m: _SYMBOLS[m[0]], text)
 
 
-def normalize(text: str) -> str:
-    """The whole clean-up: markup out, symbols as words, whitespace collapsed per line."""
+def _en_time(m: re.Match[str]) -> str:
+    hour, minute = m.group(1), m.group(2)
+    if minute == "00":
+        return f"{hour} o'clock"
+    return f"{hour} oh {minute[1]}" if minute[0] == "0" else m[0]  # 12:05: "twelve oh five"
+
+
+def _en_money(m: re.Match[str]) -> str:
+    unit = _EN_CURRENCY_NAMES[m[1]]
+    whole = f"{m[2]} {unit}" + ("" if m[2] == "1" or unit == "yen" else "s")
+    return f"{whole} {m[3]}" if m[3] and m[3] != "00" else whole  # "$5.50": "5 dollars 50"
+
+
+def read_symbols_en(text: str) -> str:
+    """The English :func:`read_symbols`: currencies, on-the-hour times, ranges, symbols."""
+    text = _EN_CURRENCY.sub(_en_money, text)
+    text = _EN_RANGE.sub(" to ", text)  # before the times: "10:00~12:00" ends in digits
+    text = _EN_TIME.sub(_en_time, text)
+    return _EN_SYMBOL_RE.sub(lambda m: _EN_SYMBOLS[m[0]], text)
+
+
+def normalize(text: str, language: str | None = None) -> str:
+    """The whole clean-up: markup out, symbols as words, whitespace collapsed per line.
+
+    ``language`` picks the words symbols are read as; unset, it is detected.
+    """
     # NFC, not NFKC: NFKC would turn full-width Japanese punctuation into ASCII.
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
-    text = read_symbols(strip_markup(text))
+    text = strip_markup(text)
+    # Detected before the symbols are read: Japanese words put into English text
+    # ("A&B" as "AアンドB") would make it look Japanese.
+    language = language or detect_language(text)
+    text = read_symbols_en(text) if language == "en" else read_symbols(text)
     lines = (re.sub(r"[ \u3000]+", " ", line).strip() for line in text.split("\n"))
     return "\n".join(line for line in lines if line)
 
@@ -112,7 +166,8 @@ def split_sentences(text: str, max_chars: int = 120) -> list[str]:
     """Split normalised text into speakable sentences, cutting over-long ones at pauses.
 
     Sentences end at 。！？!? and at a full stop that is not a decimal point,
-    and at line breaks (a markdown list item is its own sentence).
+    inside a word ("e.g", "file.txt") or after a title ("Mr."), and at line
+    breaks (a markdown list item is its own sentence).
     """
     sentences: list[str] = []
     start = 0
@@ -120,6 +175,9 @@ def split_sentences(text: str, max_chars: int = 120) -> list[str]:
         sentences.append(text[start : m.end()])
         start = m.end()
     sentences.append(text[start:])
+    for i in range(len(sentences) - 1, 0, -1):  # backwards, so merges can chain
+        if _ABBREVIATION.search(sentences[i - 1].rstrip()):
+            sentences[i - 1 : i + 1] = [sentences[i - 1] + sentences[i]]
     out: list[str] = []
     for sentence in sentences:
         sentence = sentence.strip()
@@ -147,12 +205,13 @@ def _cut_long(sentence: str, max_chars: int) -> list[str]:
     return [p.strip() for p in pieces if is_speakable(p)]
 
 
-def detect_language(text: str) -> str:
+def detect_language(text: str, default: str = "ja") -> str:
     """``"ja"`` if the text has any kana or kanji, ``"en"`` if it has Latin letters only.
 
     Japanese with English words in it ("ChatGPTを使う") is Japanese: the
-    OpenJTalk frontend reads the words in katakana.
+    OpenJTalk frontend reads the words in katakana. Text with no letters at all
+    ("42", "12:30") is ``default``: any voice reads digits in its own language.
     """
     if _JAPANESE.search(text):
         return "ja"
-    return "en" if _LATIN.search(text) else "ja"
+    return "en" if _LATIN.search(text) else default

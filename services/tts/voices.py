@@ -112,6 +112,34 @@ class VoiceBook:
             )
         return voice, by_lower[style.lower()]
 
+    def plan(
+        self,
+        text: str,
+        name: str | None,
+        style: str | None,
+        *,
+        param: str = "text",
+        openai: bool = False,
+    ) -> tuple[Voice, str, list[str]]:
+        """Voice, style and sentences for a request (:meth:`resolve`, then :meth:`sentences`).
+
+        When the request names no voice (or an OpenAI name), the default voice
+        gives way to the first loaded voice that speaks the text's language: the
+        gateway sends no voice, and English replies then get the English voice.
+        A named voice is kept, and language it cannot speak is a 422.
+        """
+        voice, chosen = self.resolve(name, style, openai=openai)
+        named = bool(name) and not (openai and name in OPENAI_VOICES and not self._lookup(name))
+        language = textproc.detect_language(textproc.strip_markup(text), voice.languages[0])
+        if not named and language not in voice.languages:
+            able = next((v for v in self.voices() if language in v.languages), None)
+            if able is not None:
+                # The style was checked against the default voice; the stand-in keeps
+                # it if it has it, else speaks in its own first style.
+                chosen = chosen if chosen in able.styles else able.styles[0]
+                voice = able
+        return voice, chosen, self.sentences(text, voice, param)
+
     def sentences(self, text: str, voice: Voice, param: str = "text") -> list[str]:
         """Check and clean ``text``, and split it into the sentences to synthesize."""
         if not text.strip():
@@ -122,7 +150,8 @@ class VoiceBook:
                 param=param,
                 code="text_too_long",
             )
-        cleaned = textproc.normalize(text)
+        language = textproc.detect_language(textproc.strip_markup(text), voice.languages[0])
+        cleaned = textproc.normalize(text, language)
         sentences = textproc.split_sentences(cleaned, self.max_sentence_chars)
         if not sentences:
             raise APIError(
@@ -130,7 +159,6 @@ class VoiceBook:
                 param=param,
                 code="nothing_to_speak",
             )
-        language = textproc.detect_language(cleaned)
         if language not in voice.languages:
             able = [v.id for v in self.voices() if language in v.languages]
             can = f"voices that can: {', '.join(able)}" if able else "no loaded voice can"

@@ -75,6 +75,13 @@ def openjtalk(settings: TTSSettings) -> Synthesizer:
 
 
 @pytest.fixture(scope="session")
+def espeak(settings: TTSSettings) -> Synthesizer:
+    from services.tts.espeak import create
+
+    return create(settings)
+
+
+@pytest.fixture(scope="session")
 def tiny_sbv2_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     from .tiny_sbv2 import build
 

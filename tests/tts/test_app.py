@@ -124,7 +124,7 @@ def test_voices_health_and_docs(client: TestClient) -> None:
         ({"text": "あ" * 201}, 413, "text_too_long"),
         ({"text": "はい", "voice": "nobody"}, 400, "unknown_voice"),
         ({"text": "はい", "voice": "quiet", "style": "Happy"}, 400, "unknown_style"),
-        ({"text": "Hello there, how are you?"}, 422, "unsupported_language"),
+        ({"text": "Hello there, how are you?", "voice": "loud"}, 422, "unsupported_language"),
         ({"text": "はい", "format": "ogg"}, 400, "invalid_value"),
         ({"text": "はい", "speed": 10}, 400, "invalid_value"),
         ({"voice": "loud"}, 400, "invalid_value"),
@@ -143,15 +143,48 @@ def test_error_messages_list_the_valid_choices(client: TestClient) -> None:
         client.post("/synthesize", json={"text": "は", "voice": "loud", "style": "x"}), 400
     )
     assert "Neutral, Happy" in error["message"]
-    error = assert_error(client.post("/synthesize", json={"text": "Good morning"}), 422)
+    error = assert_error(
+        client.post("/synthesize", json={"text": "Good morning", "voice": "loud"}), 422
+    )
     assert "voices that can: quiet" in error["message"]
 
 
-def test_english_goes_to_a_voice_that_speaks_it(client: TestClient) -> None:
+def test_english_goes_to_a_voice_that_speaks_it(client: TestClient, fake: FakeSynth) -> None:
     assert (
         client.post("/synthesize", json={"text": "Good morning.", "voice": "quiet"}).status_code
         == 200
     )
+    # No voice named: the default ("loud", Japanese only) gives way to one that speaks it,
+    # on every route; its style falls back to the stand-in's own when it lacks one.
+    for route, body in [
+        ("/synthesize", {"text": "Good morning. See you at 10:00."}),
+        ("/synthesize/stream", {"text": "Good morning.", "style": "Happy"}),
+        ("/v1/audio/speech", {"input": "Good morning.", "voice": "alloy"}),
+    ]:
+        fake.calls.clear()
+        assert client.post(route, json=body).status_code == 200, route
+        assert {(voice, options.style) for _, voice, options in fake.calls} == {
+            ("quiet", "Neutral")
+        }
+    # English symbol reading, not Japanese: "10:00" is not "10時"
+    assert [text for text, _, _ in fake.calls] == ["Good morning."]
+    client.post("/synthesize", json={"text": "See you at 10:00 & bring $5."})
+    assert fake.calls[-1][0] == "See you at 10 o'clock and bring 5 dollars."
+    # Japanese text and digits alone still go to the default
+    client.post("/synthesize", json={"text": "おはよう。"})
+    client.post("/synthesize", json={"text": "42"})
+    assert [voice for _, voice, _ in fake.calls[-2:]] == ["loud", "loud"]
+
+
+class JapaneseOnly(FakeSynth):
+    def voices(self):  # noqa: ANN201
+        return super().voices()[:1]
+
+
+def test_english_with_no_voice_that_speaks_it_is_a_422() -> None:
+    with TestClient(create_app(TTSSettings(), engine=JapaneseOnly())) as c:
+        error = assert_error(c.post("/synthesize", json={"text": "Hello."}), 422)
+    assert "no loaded voice can" in error["message"]
 
 
 def test_malformed_json(client: TestClient) -> None:

@@ -124,3 +124,41 @@ def test_long_sentences_are_cut_at_commas_then_hard() -> None:
 )
 def test_detect_language(text: str, language: str) -> None:
     assert detect_language(text) == language
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Meet at 10:00.", "Meet at 10 o'clock."),
+        ("At 12:05 or 9:30", "At 12 oh 5 or 9:30"),  # espeak-ng reads 9:30 well itself
+        ("From 10:00~12:00", "From 10 o'clock to 12 o'clock"),
+        ("It costs $5.50, $1 or $1,000.", "It costs 5 dollars 50, 1 dollar or 1,000 dollars."),
+        ("£3.00 and ¥500", "3 pounds and 500 yen"),
+        ("A&B, 1+2=3", "A and B, 1 plus 2 equals 3"),
+        ("#tag and snake_case", "tag and snake case"),
+        ("-5 degrees, 50%, 3.14", "-5 degrees, 50%, 3.14"),  # the voice reads these
+    ],
+)
+def test_english_symbols_are_read_in_english(raw: str, expected: str) -> None:
+    assert normalize(raw) == expected
+    assert normalize(raw, "en") == expected
+
+
+def test_japanese_symbol_words_do_not_leak_into_english() -> None:
+    # Detected before symbols are read: "A&B" would otherwise become "AアンドB", i.e. Japanese.
+    assert detect_language(normalize("Tom & Jerry at 12:30")) == "en"
+    assert normalize("A&B 12:30", "ja") == "AアンドB 12時30分"
+
+
+def test_english_full_stops_inside_words_and_after_titles_do_not_split() -> None:
+    text = "Mr. Smith met Dr. Jones, e.g. at 3.5 km. See file.txt now... Really!"
+    assert split_sentences(text) == [
+        "Mr. Smith met Dr. Jones, e.g. at 3.5 km.",
+        "See file.txt now...",
+        "Really!",
+    ]
+
+
+def test_text_without_letters_takes_the_default_language() -> None:
+    assert detect_language("12:30", default="en") == "en"
+    assert detect_language("12:30こ", default="en") == "ja"

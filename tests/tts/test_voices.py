@@ -43,12 +43,12 @@ def cer(reference: str, hypothesis: str) -> float:
     return row[-1] / max(1, len(ref))
 
 
-def transcribe(whisper, wav: bytes) -> str:  # noqa: ANN001 - faster_whisper.WhisperModel
+def transcribe(whisper, wav: bytes, language: str = "ja") -> str:  # noqa: ANN001 - WhisperModel
     with wave.open(io.BytesIO(wav)) as w:
         rate = w.getframerate()
         pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
     segments, _ = whisper.transcribe(
-        resample(int16_to_float(pcm), rate, 16000), language="ja", beam_size=1
+        resample(int16_to_float(pcm), rate, 16000), language=language, beam_size=1
     )
     return "".join(s.text for s in segments)
 
