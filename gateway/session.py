@@ -60,7 +60,12 @@ class Connection:
         for another connection to adopt it)."""
         if self.closed:
             return False
-        payload = events.render(event)
+        # A sentence's WAV renders to ~0.5 MB of JSON: do it off the event loop so
+        # other sessions' audio and VAD are not held up meanwhile.
+        if event.kind == "audio":
+            payload = await asyncio.to_thread(events.render, event)
+        else:
+            payload = events.render(event)
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((payload, done))
         return await done
