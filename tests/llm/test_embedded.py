@@ -158,3 +158,25 @@ def test_transformers_backend_loads_a_chat_model_folder(
         reply = client.post("/chat", json=body).json()
     assert reply["usage"]["completion_tokens"] >= 1
     assert reply["finish_reason"] in ("stop", "length")
+
+
+def test_prompt_cache_reuses_the_shared_prefix_and_changes_nothing(
+    embedded_url: str, embedded_engine: Any
+) -> None:
+    """The second turn of a conversation reuses the first's cache; greedy output must equal
+    what a cold model says for the same prompt."""
+    first = {"messages": QUESTION, "temperature": 0, "max_tokens": 24}
+    reply = httpx.post(f"{embedded_url}/chat", json=first, timeout=120).json()["message"]
+    follow_up = [
+        *QUESTION,
+        {"role": "assistant", "content": reply},
+        {"role": "user", "content": "その山の高さは？"},
+    ]
+    hits = embedded_engine.cache_hits
+    body = {"messages": follow_up, "temperature": 0, "max_tokens": 24}
+    warm = httpx.post(f"{embedded_url}/chat", json=body, timeout=120).json()["message"]
+    assert embedded_engine.cache_hits == hits + 1
+    embedded_engine._cache = None  # cold: no reuse possible
+    cold = httpx.post(f"{embedded_url}/chat", json=body, timeout=120).json()["message"]
+    assert embedded_engine.cache_hits == hits + 1
+    assert warm == cold and warm
