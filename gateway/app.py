@@ -52,6 +52,15 @@ def _token_ok(settings: GatewaySettings, given: str | None) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), expected)
 
 
+def origin_allowed(settings: GatewaySettings, websocket: WebSocket) -> bool:
+    """Browsers always send Origin: only the allowed web apps, and the page this gateway
+    serves itself (same origin), may connect from one. Other clients send none."""
+    origin = websocket.headers.get("origin")
+    if not origin or "*" in settings.cors_origins or origin in settings.cors_origins:
+        return True
+    return origin.partition("://")[2] == websocket.headers.get("host")
+
+
 def _bearer(headers: Any) -> str | None:
     scheme, _, value = headers.get("authorization", "").partition(" ")
     return value.strip() if scheme.lower() == "bearer" else None
@@ -143,10 +152,7 @@ def create_app(
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
         hub: Hub = websocket.app.state.hub
-        origin = websocket.headers.get("origin")
-        # Browsers always send Origin: only the allowed web apps may connect from one.
-        # Other clients (scripts, the Python SDK) send none.
-        if origin and origin not in settings.cors_origins and "*" not in settings.cors_origins:
+        if not origin_allowed(settings, websocket):
             await websocket.close(code=POLICY_VIOLATION, reason="origin not allowed")
             return
         token = websocket.query_params.get("token") or _bearer(websocket.headers)

@@ -162,6 +162,8 @@ class Connection:
             one_wav=s.one_wav_per_turn if event.oneWavPerTurn is None else event.oneWavPerTurn,
             language=event.language or s.language,
             paced=not event.streamAudio,
+            # A client that queues audio itself is not LocalChatVRM: it does not reconnect.
+            reconnects=False if event.streamAudio else None,
         )
 
     def _ensure_conversation(self) -> Conversation:

@@ -64,14 +64,14 @@ async function loadVoices() {
     select.value = settings.voice;
     select.hidden = false;
     text.hidden = true;
-    $("voice").labels[0].htmlFor = "voice";
+    $("voice-label").htmlFor = "voice";
     note.textContent = "";
   } catch (err) {
     // No list (TTS down, old gateway): a free-text voice id still works.
     select.hidden = true;
     text.hidden = false;
     text.value = settings.voice;
-    $("voice").labels[0].htmlFor = "voice-text";
+    $("voice-label").htmlFor = "voice-text";
     note.textContent = `The voice list is unavailable (${err.message}); type a voice id.`;
   }
 }

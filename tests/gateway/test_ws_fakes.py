@@ -276,3 +276,12 @@ def test_stream_audio_mode_sends_without_pacing(ws_url: str, fake: FakeBehaviour
     c.until("turnMetrics")
     audio = [t for t, e in c.received if e["event"] == "assistantSpeechGenerated"]
     assert len(audio) == 2 and audio[1] - audio[0] < 0.5  # not held back by 1 s of playback
+
+
+def test_origin_check(ws_url: str) -> None:
+    host = ws_url.split("/")[2]
+    WSClient(ws_url, origin="http://localhost:3000").close()  # LocalChatVRM
+    WSClient(ws_url, origin=f"http://{host}").close()  # the page this gateway serves
+    with pytest.raises(Exception, match="403"):  # refused before the handshake completes
+        c = WSClient(ws_url, origin="http://evil.example")
+        c.recv(timeout=5)
