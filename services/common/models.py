@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import shutil
 import tempfile
@@ -60,3 +61,12 @@ def concatenate(parts: Iterable[Path], target: Path, desc: str) -> None:
                 while block := src.read(8 << 20):
                     out.write(block)
                     bar.update(len(block))
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in blocks (models are hundreds of MB)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(8 << 20):
+            digest.update(block)
+    return digest.hexdigest()

