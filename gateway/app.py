@@ -22,6 +22,7 @@ from services.common.errors import APIError, Unauthorized, install_error_handler
 from . import events
 from .clients import Upstreams
 from .hub import Hub
+from .realtime import register_realtime
 from .session import Connection
 from .settings import GatewaySettings
 
@@ -179,6 +180,8 @@ def create_app(
             if hub.clients[client] <= 0:
                 del hub.clients[client]
             hub.metrics.sessions.dec()
+
+    register_realtime(app, settings)  # /v1/realtime, the OpenAI Realtime API subset
 
     # Last, so /ws, /health, /metrics and /voices take precedence over file names.
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")
