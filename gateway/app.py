@@ -3,7 +3,6 @@ client at ``/`` (``gateway/static``)."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +19,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from services.common.errors import APIError, Unauthorized, install_error_handlers
 
 from . import events
+from .access import (
+    POLICY_VIOLATION,
+    TRY_AGAIN_LATER,
+    bearer,
+    over_limit,
+    refusal,
+    session_slot,
+    token_ok,
+)
 from .clients import Upstreams
 from .hub import Hub
 from .realtime import register_realtime
@@ -39,32 +47,6 @@ PUBLIC_PATHS = frozenset(
 class TTSUnavailable(APIError):
     status_code = 502
     type = "server_error"
-
-
-# WebSocket close codes (RFC 6455 / IANA registry)
-POLICY_VIOLATION = 1008
-TRY_AGAIN_LATER = 1013
-
-
-def _token_ok(settings: GatewaySettings, given: str | None) -> bool:
-    if settings.api_token is None:
-        return True
-    expected = settings.api_token.get_secret_value().encode()
-    return given is not None and hmac.compare_digest(given.encode(), expected)
-
-
-def origin_allowed(settings: GatewaySettings, websocket: WebSocket) -> bool:
-    """Browsers always send Origin: only the allowed web apps, and the page this gateway
-    serves itself (same origin), may connect from one. Other clients send none."""
-    origin = websocket.headers.get("origin")
-    if not origin or "*" in settings.cors_origins or origin in settings.cors_origins:
-        return True
-    return origin.partition("://")[2] == websocket.headers.get("host")
-
-
-def _bearer(headers: Any) -> str | None:
-    scheme, _, value = headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" else None
 
 
 def create_app(
@@ -97,9 +79,7 @@ def create_app(
 
     @app.middleware("http")
     async def require_token(request: Request, call_next: Any) -> Response:
-        if request.url.path not in PUBLIC_PATHS and not _token_ok(
-            settings, _bearer(request.headers)
-        ):
+        if request.url.path not in PUBLIC_PATHS and not token_ok(settings, bearer(request.headers)):
             exc = Unauthorized()
             return JSONResponse(
                 {
@@ -153,33 +133,18 @@ def create_app(
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
         hub: Hub = websocket.app.state.hub
-        if not origin_allowed(settings, websocket):
-            await websocket.close(code=POLICY_VIOLATION, reason="origin not allowed")
+        reason = refusal(settings, websocket)
+        if reason:
+            await websocket.close(code=POLICY_VIOLATION, reason=reason)
             return
-        token = websocket.query_params.get("token") or _bearer(websocket.headers)
-        if not _token_ok(settings, token):
-            await websocket.close(code=POLICY_VIOLATION, reason="missing or invalid token")
-            return
-        client = websocket.client.host if websocket.client else "?"
-        total = sum(hub.clients.values())
-        if (
-            total >= settings.max_sessions
-            or hub.clients[client] >= settings.max_sessions_per_client
-        ):
+        if over_limit(hub, websocket):
             await websocket.accept()
             await websocket.send_text(events.dumps(events.error("gateway", "too many sessions")))
             await websocket.close(code=TRY_AGAIN_LATER)
             return
         await websocket.accept()
-        hub.clients[client] += 1
-        hub.metrics.sessions.inc()
-        try:
+        async with session_slot(hub, websocket):
             await Connection(websocket, hub).run()
-        finally:
-            hub.clients[client] -= 1
-            if hub.clients[client] <= 0:
-                del hub.clients[client]
-            hub.metrics.sessions.dec()
 
     register_realtime(app, settings)  # /v1/realtime, the OpenAI Realtime API subset
 

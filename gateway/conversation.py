@@ -22,8 +22,11 @@ def clean_history(raw: list[dict[str, Any]], max_messages: int, max_chars: int) 
         if not isinstance(m, dict):
             continue
         role, content = m.get("role"), m.get("content")
-        if role in ROLES and isinstance(content, str) and content.strip():
-            out.append({"role": role, "content": content[:max_chars]})
+        if not isinstance(content, str):
+            continue
+        content = content[:max_chars]  # before the check: a cut can leave only whitespace
+        if role in ROLES and content.strip():
+            out.append({"role": role, "content": content})
     system = [m for m in out[:1] if m["role"] == "system"]
     rest = out[len(system) :]
     return system + rest[-max_messages:]
@@ -59,6 +62,8 @@ class Conversation:
 
     def record(self, user_text: str, assistant_text: str) -> None:
         """Append a finished turn, unless the client's own log already holds it."""
+        if not user_text.strip():
+            return  # nothing was heard (or the turn was cut during ASR): nothing to keep
         tail = self.history[-2:]
         roles = [m["role"] for m in tail]
         if roles == ["user", "assistant"] and same_text(tail[0]["content"], user_text):

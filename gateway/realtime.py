@@ -24,13 +24,14 @@ import dataclasses
 import json
 import logging
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, WebSocket
 from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
 from . import realtime_events as rt
+from .access import POLICY_VIOLATION, TRY_AGAIN_LATER, over_limit, refusal, session_slot
 from .clients import UpstreamError
 from .conversation import Conversation, same_text
 from .events import TurnEvent, dumps
@@ -42,7 +43,6 @@ from .vad import FRAME_MS, Kind, TurnDetector, VADEvent
 
 if TYPE_CHECKING:
     from .hub import Hub
-    from .session import Connection
 
 logger = logging.getLogger(__name__)
 SEND_QUEUE_LIMIT = 4096  # audio deltas are many and small
@@ -579,8 +579,7 @@ class RealtimeConnection:
         )
         resp.turn = turn
         conv.turn = turn
-        # Turn is typed for /ws's Connection; it only uses deliver/notify/closed.
-        turn.attach(cast("Connection", _ResponsePort(self, resp)))
+        turn.attach(_ResponsePort(self, resp))
         turn.start()
 
     def response_rendered(self, resp: Response) -> None:
@@ -610,8 +609,6 @@ class RealtimeConnection:
             return
         resp.settled = True
         history = self.conversation.history
-        # A turn with no recognised speech records an empty user message: drop it.
-        history[:] = [m for m in history if m["content"].strip()]
         turn = resp.turn
         if turn is not None and history and history[-1]["role"] == "assistant":
             said = "".join(turn.spoken) if turn.interrupted else turn.reply
@@ -638,49 +635,31 @@ def _offered(websocket: WebSocket) -> list[str]:
 
 def register_realtime(app: FastAPI, settings: GatewaySettings) -> None:
     """Add ``/v1/realtime`` with the same origin, token and session-limit checks as ``/ws``."""
-    # Imported here: gateway.app imports this module, and is complete by the time it calls us.
-    from .app import POLICY_VIOLATION, TRY_AGAIN_LATER, _bearer, _token_ok
 
     @app.websocket("/v1/realtime")
     async def realtime(websocket: WebSocket) -> None:
         hub: Hub = websocket.app.state.hub
-        origin = websocket.headers.get("origin")
-        if origin and origin not in settings.cors_origins and "*" not in settings.cors_origins:
-            await websocket.close(code=POLICY_VIOLATION, reason="origin not allowed")
-            return
         offered = _offered(websocket)
         # Browsers cannot set headers: the OpenAI convention carries the key and the beta
         # flag as subprotocols, next to "realtime", which the server must then select.
         key = next(
             (p.split(".", 1)[1] for p in offered if p.startswith("openai-insecure-api-key.")), None
         )
-        token = websocket.query_params.get("token") or _bearer(websocket.headers) or key
-        if not _token_ok(settings, token):
-            await websocket.close(code=POLICY_VIOLATION, reason="missing or invalid token")
+        reason = refusal(settings, websocket, key)
+        if reason:
+            await websocket.close(code=POLICY_VIOLATION, reason=reason)
             return
         subprotocol = "realtime" if "realtime" in offered else None
         beta = "realtime=v1" in websocket.headers.get("openai-beta", "") or (
             "openai-beta.realtime-v1" in offered
         )
-        client = websocket.client.host if websocket.client else "?"
-        total = sum(hub.clients.values())
-        if (
-            total >= settings.max_sessions
-            or hub.clients[client] >= settings.max_sessions_per_client
-        ):
+        if over_limit(hub, websocket):
             await websocket.accept(subprotocol=subprotocol)
             error = rt.error_event("too many sessions", code="session_limit", type="server_error")
             await websocket.send_text(dumps({**error, "event_id": rt.new_id("event")}))
             await websocket.close(code=TRY_AGAIN_LATER)
             return
         await websocket.accept(subprotocol=subprotocol)
-        hub.clients[client] += 1
-        hub.metrics.sessions.inc()
         model = websocket.query_params.get("model") or "koe"
-        try:
+        async with session_slot(hub, websocket):
             await RealtimeConnection(websocket, hub, beta=beta, model=model[:64]).run()
-        finally:
-            hub.clients[client] -= 1
-            if hub.clients[client] <= 0:
-                del hub.clients[client]
-            hub.metrics.sessions.dec()

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .audio import wav_duration
 from .clients import UpstreamError, Upstreams
@@ -25,10 +25,22 @@ from .conversation import Conversation, same_text
 from .events import TurnEvent
 from .splitter import SentenceSplitter
 
-if TYPE_CHECKING:
-    from .session import Connection
-
 logger = logging.getLogger(__name__)
+
+
+class Listener(Protocol):
+    """Whatever a turn publishes to: a LocalChatVRM socket, a Realtime API response."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def deliver(self, event: TurnEvent) -> bool:
+        """Send and wait until written; False if the listener is gone."""
+        ...
+
+    def notify(self, event: TurnEvent) -> None:
+        """Send without waiting (no delivery guarantee)."""
+        ...
 
 
 class Orphaned(Exception):
@@ -101,16 +113,16 @@ class Turn:
         self.play_until = 0.0
         self.metrics = TurnMetrics()
         self._outbox: asyncio.Queue[Outgoing | None] = asyncio.Queue()
-        self._attached: Connection | None = None
+        self._attached: Listener | None = None
         self._attached_event = asyncio.Event()
         self._moved = asyncio.Event()  # set when a different connection attaches
         # The connection that was just sent (or sent us) something LocalChatVRM answers
         # by reconnecting: the next events wait for the new socket instead of this one.
-        self._handover_from: Connection | None = None
+        self._handover_from: Listener | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- attachment -------------------------------------------------------
-    def attach(self, conn: Connection) -> None:
+    def attach(self, conn: Listener) -> None:
         if self._attached is not None and self._attached is not conn:
             self._moved.set()
         if self._handover_from is not None and conn is not self._handover_from:
@@ -118,17 +130,17 @@ class Turn:
         self._attached = conn
         self._attached_event.set()
 
-    def expect_reconnect(self, conn: Connection) -> None:
+    def expect_reconnect(self, conn: Listener) -> None:
         """``conn`` will probably be closed by the client soon (it sent userMessage)."""
         self._handover_from = conn
 
-    def detach(self, conn: Connection) -> None:
+    def detach(self, conn: Listener) -> None:
         if self._attached is conn:
             self._attached = None
             self._attached_event.clear()
 
     @property
-    def connection(self) -> Connection | None:
+    def connection(self) -> Listener | None:
         return self._attached
 
     def matches(self, history: list[dict[str, str]]) -> bool:
@@ -270,7 +282,7 @@ class Turn:
         self._outbox.put_nowait(None)
 
     # -- delivery: in order, paced, to whichever connection is attached -----
-    async def _wait_for_connection(self) -> Connection:
+    async def _wait_for_connection(self) -> Listener:
         while self._attached is None or self._attached.closed:
             if self._attached is not None:
                 self.detach(self._attached)
