@@ -15,6 +15,7 @@ PROFILE ?= embedded
 
 help:
 	@echo "make run      start the services on the embedded models (Ctrl-C stops them)"
+	@echo "make run PROFILE=production   the production models on a GPU (downloaded on first start)"
 	@echo "make test     install everything, then lint, type-check and run the test suite"
 	@echo "make bench    measure latency and real-time factors on this machine"
 	@echo "make clean    remove the virtualenv (the model cache stays in $(KOE_CACHE_DIR))"
@@ -34,7 +35,7 @@ $(STAMP): $(BIN)/python pyproject.toml scripts/install-system-deps.sh
 install: $(STAMP)
 
 run: install
-	$(BIN)/python -m services.launcher $(SERVICES)
+	$(BIN)/python -m services.launcher --profile $(PROFILE) $(SERVICES)
 
 lint: install
 	$(BIN)/ruff check .

@@ -3,6 +3,11 @@
 Each service runs as its own process (as it would in its own container), so a
 crash in one shows up in the log without taking the others down, and Ctrl-C
 (SIGINT) or SIGTERM stops them all.
+
+``--profile NAME`` reads ``profiles/NAME.env`` (``production``: the large models
+on a GPU); variables already set in the environment win over the profile. The
+gateway is pointed at the ports the services were given (``ASR_PORT`` etc.)
+and sends them their tokens, unless ``GATEWAY_*_URLS`` / ``*_TOKEN`` say otherwise.
 """
 
 from __future__ import annotations
@@ -15,7 +20,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+
+PROFILES = Path(__file__).resolve().parent.parent / "profiles"
 
 
 @dataclass(frozen=True)
@@ -39,8 +48,41 @@ def available() -> list[Service]:
     return [s for s in SERVICES if importlib.util.find_spec(s.module + ".__main__") is not None]
 
 
-def port_of(service: Service) -> int:
-    return int(os.environ.get(f"{service.env_prefix}PORT", service.port))
+def port_of(service: Service, env: Mapping[str, str] = os.environ) -> int:
+    return int(env.get(f"{service.env_prefix}PORT", service.port))
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines; blank lines and ``#`` comments skipped, optional quotes removed."""
+    out = {}
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.removeprefix("export ").partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{path}:{number}: expected KEY=VALUE, got {raw!r}")
+        out[key.strip()] = value.strip().strip("'\"")
+    return out
+
+
+def profile_path(profile: str) -> Path:
+    """A profile name (``profiles/<name>.env``) or a path to an env file."""
+    path = Path(profile)
+    return path if path.suffix == ".env" or path.exists() else PROFILES / f"{profile}.env"
+
+
+def child_env(profile: Mapping[str, str], env: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The services' environment: the profile under the caller's own variables, plus the
+    gateway's upstream URLs and tokens derived from the services' ports and tokens."""
+    out = {**profile, **env}
+    for s in SERVICES[:3]:
+        stage = s.name.upper()
+        out.setdefault(f"GATEWAY_{stage}_URLS", f'["http://127.0.0.1:{port_of(s, out)}"]')
+        token = out.get(f"{s.env_prefix}API_TOKEN")
+        if token:
+            out.setdefault(f"GATEWAY_{stage}_TOKEN", token)
+    return out
 
 
 def healthy(port: int) -> bool:
@@ -64,6 +106,10 @@ def stop_all(procs: dict[str, subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     names = [s.name for s in available()]
     parser = argparse.ArgumentParser(
@@ -73,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "services", nargs="*", help=f"which to run (default: all of {', '.join(names)})"
+    )
+    parser.add_argument(
+        "--profile",
+        default=os.environ.get("KOE_PROFILE", "embedded"),
+        help="settings profile: a name in profiles/ (embedded, production) or an .env file",
     )
     parser.add_argument(
         "--timeout",
@@ -86,16 +137,23 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown service {', '.join(sorted(unknown))}; choose from {names}")
     chosen = [s for s in available() if s.name in args.services]
+    path = profile_path(args.profile)
+    if not path.exists():
+        parser.error(f"no profile {args.profile!r}: {path} does not exist")
+    env = child_env(read_env_file(path))
+    print(f"[koe] profile {args.profile} ({path})", flush=True)
 
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    # SIGTERM (docker stop, a test harness) ends us like Ctrl-C does.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # SIGTERM (docker stop, a test harness) ends us like Ctrl-C does; SIGINT is set too,
+    # since a shell starting us in the background hands it down ignored.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         for s in chosen:
-            print(f"[koe] starting {s.name} on port {port_of(s)}", flush=True)
-            procs[s.name] = subprocess.Popen([sys.executable, "-m", s.module])
+            print(f"[koe] starting {s.name} on port {port_of(s, env)}", flush=True)
+            procs[s.name] = subprocess.Popen([sys.executable, "-m", s.module], env=env)
         deadline = time.monotonic() + args.timeout
-        pending = {s.name: port_of(s) for s in chosen}
+        pending = {s.name: port_of(s, env) for s in chosen}
         while pending:
             for name, proc in procs.items():
                 if proc.poll() is not None:
@@ -104,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, port in list(pending.items()):
                 if healthy(port):
                     print(f"[koe] {name} ready: http://127.0.0.1:{port}/docs", flush=True)
+                    if name == "gateway":
+                        print(f"[koe] voice chat: ws://127.0.0.1:{port}/ws", flush=True)
                     del pending[name]
             if time.monotonic() > deadline:
                 print(f"[koe] timed out waiting for {', '.join(pending)}", flush=True)
@@ -118,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\n[koe] stopping", flush=True)
         return 0
     finally:
+        # a second Ctrl-C must not cut the shutdown short and leave services running
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop_all(procs)
 
 

@@ -47,9 +47,11 @@ def check_bind(settings: Any) -> None:
     """Refuse to listen beyond loopback without a token, unless explicitly overridden."""
     if is_loopback(settings.host) or settings.api_token or settings.allow_insecure_remote:
         return
+    prefix = settings.model_config.get("env_prefix", "")
     sys.exit(
-        f"refusing to listen on {settings.host} without an API token: set the *_API_TOKEN "
-        "setting (clients then send 'Authorization: Bearer <token>'), or bind to 127.0.0.1"
+        f"refusing to listen on {settings.host} without an API token: set {prefix}API_TOKEN "
+        "(clients then send 'Authorization: Bearer <token>'), or bind to 127.0.0.1; "
+        f"{prefix}ALLOW_INSECURE_REMOTE=true skips this check (only on a private network)"
     )
 
 

@@ -1,0 +1,41 @@
+# LLM service image: the chat model (embedded gemma-3-270m, transformers, or forwarding).
+# Build from the repository root:  docker build -f docker/llm.Dockerfile -t koe-server-llm .
+# CPU image by default; --build-arg TORCH_VARIANT=cuda builds the CUDA one (compose.gpu.yaml does).
+FROM python:3.11.13-slim-bookworm
+
+# cpu: PyTorch's CPU-only wheels (small). cuda: PyPI's wheels, which bundle the CUDA
+# runtime, so the host needs only the NVIDIA driver and container toolkit. cu126, cu128...:
+# PyTorch's index for that CUDA version.
+ARG TORCH_VARIANT=cpu
+ENV PATH=/opt/venv/bin:$PATH \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONUNBUFFERED=1 \
+    KOE_CACHE_DIR=/cache
+
+# These first layers are the same in the three model images, so Docker stores torch once.
+# /cache is owned by koe so that a fresh named volume mounted there is writable.
+RUN useradd --create-home --uid 10001 koe \
+    && mkdir /cache && chown koe:koe /cache \
+    && python -m venv /opt/venv
+# torch first and pinned (the Makefile's pin): an unpinned one would drag in another build.
+RUN case "$TORCH_VARIANT" in \
+        cpu) index=https://download.pytorch.org/whl/cpu ;; \
+        cuda) index=https://pypi.org/simple ;; \
+        *) index="https://download.pytorch.org/whl/$TORCH_VARIANT" ;; \
+    esac \
+    && pip install --no-cache-dir --index-url "$index" torch==2.13.0
+
+WORKDIR /opt/koe
+COPY pyproject.toml README.md ./
+COPY services ./services
+RUN pip install --no-cache-dir "./[llm]"
+
+# Inside the container the service listens on every interface; server.py then demands
+# LLM_API_TOKEN, or LLM_ALLOW_INSECURE_REMOTE=true on a private network (compose.yaml).
+ENV LLM_HOST=0.0.0.0
+USER 10001:10001
+WORKDIR /home/koe
+EXPOSE 8002
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30m --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('LLM_PORT', '8002'), timeout=4)"]
+CMD ["python", "-m", "services.llm"]
