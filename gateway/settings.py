@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.settings import no_empty_secret
 
 
 class GatewaySettings(BaseSettings):
@@ -87,3 +89,7 @@ class GatewaySettings(BaseSettings):
     """Longest typed message or history entry."""
     cors_origins: list[str] = ["http://localhost:3000", "http://127.0.0.1:3000"]
     """Origins allowed by CORS and on the WebSocket (LocalChatVRM runs on :3000)."""
+
+    _no_empty_tokens = field_validator(
+        "api_token", "asr_token", "llm_token", "tts_token", mode="before"
+    )(no_empty_secret)

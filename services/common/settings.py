@@ -5,8 +5,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def no_empty_secret(value: object) -> object:
+    """An empty token (``KOE_API_TOKEN=`` in an env file) means "no token", not a token
+    that is the empty string, which would lock every client out."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    if isinstance(value, SecretStr) and not value.get_secret_value().strip():
+        return None
+    return value
 
 
 def default_cache_dir() -> Path:
@@ -38,3 +48,5 @@ class ServiceSettings(BaseSettings):
     """Requests that may wait for the model; one more gets 503 with Retry-After."""
     log_level: str = "info"
     """Python logging level."""
+
+    _no_empty_token = field_validator("api_token", mode="before")(no_empty_secret)
