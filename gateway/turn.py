@@ -178,6 +178,10 @@ class Turn:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if not self.finished:
+            # A task cancelled before its first step never runs its body, so the finally of
+            # _deliver did not run either: without this the hub would keep the turn forever.
+            await self._done()
 
     async def interrupt(self) -> None:
         """Barge-in: stop everything, tell the client, keep only what was spoken."""
@@ -299,18 +303,23 @@ class Turn:
         A client that does not reconnect (a browser page, a script) is recognised by
         the first wait running out, and is not waited for again.
         """
-        old, self._handover_from = self._handover_from, None
+        old = self._handover_from
         conv = self.conversation
         if old is None or conv.reconnects is False or self._attached is not old:
+            self._handover_from = None
             return
         self._moved.clear()
         timeout = self.grace_s if conv.reconnects else self.reconnect_wait_s
         try:
+            # _handover_from stays set while waiting: the old socket may close (detach)
+            # before the new one attaches, and attach() must still see the move.
             await asyncio.wait_for(self._moved.wait(), timeout)
             conv.reconnects = True
         except TimeoutError:
             if not old.closed:
                 conv.reconnects = False
+        finally:
+            self._handover_from = None
 
     async def _deliver(self) -> None:
         try:
@@ -344,8 +353,11 @@ class Turn:
             for task in self._tasks[:1]:
                 task.cancel()
         finally:
-            self.finished = True
-            if self.on_done is not None:
-                result = self.on_done(self)
-                if asyncio.iscoroutine(result):
-                    await result
+            await self._done()
+
+    async def _done(self) -> None:
+        self.finished = True
+        if self.on_done is not None:
+            result = self.on_done(self)
+            if asyncio.iscoroutine(result):
+                await result

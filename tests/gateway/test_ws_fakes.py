@@ -285,3 +285,22 @@ def test_origin_check(ws_url: str) -> None:
     with pytest.raises(Exception, match="403"):  # refused before the handshake completes
         c = WSClient(ws_url, origin="http://evil.example")
         c.recv(timeout=5)
+
+
+def test_close_before_reopen_does_not_stall_the_reply(ws_url: str, fake: FakeBehaviour) -> None:
+    """A browser closes the old socket before the new one opens, while the turn is already
+    waiting for the handover: it must move on as soon as the new socket arrives."""
+    fake.audio_s = 0.05
+    c = WSClient(ws_url)
+    c.start()
+    c.send({"event": "userMessage", "message": "こんにちは"})
+    time.sleep(0.15)  # the reply is ready: the turn waits for the client's new socket
+    c.ws.close()
+    time.sleep(0.1)  # closed well before the new socket opens
+    history = [{"role": "user", "content": "こんにちは"}]
+    c.reconnect(history)
+    reopened = time.monotonic()
+    while (event := c.recv())["event"] != "assistantSpeechGenerated":
+        if event["event"] == "assistantMessageGenerated":  # LocalChatVRM reconnects here too
+            c.reconnect([*history, {"role": "assistant", "content": "こんにちは。元気です。"}])
+    assert time.monotonic() - reopened < 0.3  # not the 0.5 s (or 2 s grace) handover timeout
