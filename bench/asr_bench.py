@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(prog="python -m bench asr", description=__doc__)
     parser.add_argument("--backends", nargs="+", default=["faster-whisper", "transformers"])
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args(argv)
+    args, _ = parser.parse_known_args(argv)  # flags meant for the other suites are not ours
     rows = run(args.backends, args.repeats)
     print_table("ASR (Whisper base, embedded)", rows)
     save_results("asr", rows)

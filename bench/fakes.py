@@ -111,3 +111,19 @@ def create_fake_services(b: FakeBehaviour) -> FastAPI:
         return Response(wav_cache[b.audio_s], media_type="audio/wav")
 
     return app
+
+
+def main() -> None:
+    """``python -m bench.fakes``: serve the fakes on ``FAKES_PORT`` (loopback) until killed,
+    for measuring the gateway in its own process; ``FAKES_AUDIO_S`` sets the WAV length."""
+    import os
+
+    import uvicorn
+
+    behaviour = FakeBehaviour(audio_s=float(os.environ.get("FAKES_AUDIO_S", "0.05")))
+    port = int(os.environ.get("FAKES_PORT", "8011"))
+    uvicorn.run(create_fake_services(behaviour), host="127.0.0.1", port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

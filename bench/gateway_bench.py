@@ -1,124 +1,211 @@
-"""Voice-to-voice benchmark through ``/ws`` on the embedded models.
+"""Voice-to-voice benchmark through ``/ws`` (``python -m bench gateway``; ``make bench``).
 
-Starts ASR, LLM and TTS as processes and the gateway in-process, then streams
-real recorded speech at real-time pace in 640-sample frames, as LocalChatVRM
-does. Voice-to-voice latency is measured by the client: from the moment the
-last sample of speech was sent (the end of the user's speech in the stream,
-the 200 ms end-of-turn wait included) to the first ``assistantSpeechGenerated``
-received. The same turns run in the streaming mode (a WAV per sentence) and in
-the sequential one-WAV-per-turn mode.
+Streams real recorded speech (the JSUT clip, Japanese, and the five librivox
+clips, English, sent with ``"language": "en"``) at real-time pace in 640-sample
+frames through the gateway, behaving like LocalChatVRM (see
+:mod:`bench.talker`), and measures per turn:
+
+- voice to voice at the client: from sending the frame that holds the last
+  speech sample to receiving the first ``assistantSpeechGenerated`` (the
+  200 ms end-of-turn wait included);
+- end of speech to the gateway's end-of-turn detection (``userSpeechEnd``
+  received), then the gateway's ``turnMetrics`` from that detection: to the
+  transcript, the first LLM token and the first WAV sent.
+
+In one run: the streaming cascade against the sequential one (startSession
+``oneWavPerTurn``: whole reply, one TTS call, one WAV), turns interleaved so
+machine noise hits both alike; 1, 2, 4 and 8 sessions talking at once; the
+gateway alone over instant fakes at 50 sessions; and the VAD's capacity on
+one core. Writes ``bench/results/gateway.{json,md,png}`` and prints the table.
+
+Without ``--url`` it starts the embedded ASR, LLM and TTS services and the
+gateway as processes on loopback; with ``--url ws://HOST:PORT/ws`` (or
+``KOE_BENCH_URL``) it uses a running stack.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import asyncio
+import contextlib
+import datetime
+import math
+import os
 import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-import soundfile as sf
-import soxr
-
-from gateway.app import create_app
-from gateway.settings import GatewaySettings
-
-from .common import jsut_clip, librivox_clips, print_table, save_results
+from . import gateway_alone, report, vad_capacity
+from .common import RESULTS, machine
+from .speech import Utterance, bench_utterances
 from .stack import ServiceProcess
-from .wsclient import WSClient
-
-LEAD_S, TAIL_S = 0.5, 1.0
-
-
-def load_pcm(path: Path) -> tuple[bytes, float]:
-    audio, rate = sf.read(path, dtype="float32", always_2d=True)
-    mono = soxr.resample(audio.mean(axis=1), rate, 16000)
-    lead, tail = np.zeros(int(16000 * LEAD_S)), np.zeros(int(16000 * TAIL_S))
-    pcm = (np.concatenate([lead, mono, tail]) * 32767).astype("<i2").tobytes()
-    return pcm, len(mono) / 16000
+from .stats import summarise
+from .talker import TurnResult, talk
 
 
-def one_turn(url: str, pcm: bytes, speech_s: float, language: str, one_wav: bool) -> dict:
-    c = WSClient(url)
-    try:
-        c.start(oneWavPerTurn=one_wav, language=language)
-        t0 = time.monotonic()
-        c.stream(pcm, realtime=True)
-        speech_end = t0 + LEAD_S + speech_s
-        events = c.until("turnMetrics", timeout=120)
-        first_audio = next(
-            (t for t, e in c.received if e["event"] == "assistantSpeechGenerated"), None
+@dataclass
+class Plan:
+    rounds: int = 2  # passes over the 6 clips per mode: 12 turns each
+    levels: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    min_turns: int = 10  # turns per concurrency level, at least
+    alone_sessions: int = 50
+    alone_turns: int = 3  # per session
+    vad_audio_s: float = 2.0
+    pace: float = 1.0  # 1.0 is real time; only the harness's own test goes faster
+    timeout_s: float = 180.0  # per turn: 8 sessions queue on two cores
+
+    @classmethod
+    def quick(cls) -> Plan:
+        return cls(
+            rounds=1, levels=[1, 2], min_turns=2, alone_sessions=10, alone_turns=1, vad_audio_s=0.5
         )
-        transcript = next((e for e in events if e["event"] == "userSpeechTranscript"), {})
-        metrics = events[-1]
-        return {
-            "v2v_s": None if first_audio is None else first_audio - speech_end,
-            "transcript_ms": metrics.get("transcriptMs"),
-            "first_token_ms": metrics.get("firstTokenMs"),
-            "first_audio_ms": metrics.get("firstAudioMs"),
-            "text": transcript.get("transcript", ""),
-        }
-    finally:
-        c.close()
 
 
-def summarise(mode: str, turns: list[dict]) -> dict:
-    def stat(key: str, scale: float = 1.0) -> tuple[float | None, float | None]:
-        vals = sorted(t[key] * scale for t in turns if t[key] is not None)
-        if not vals:
-            return None, None
-        p95 = vals[min(len(vals) - 1, int(round(0.95 * (len(vals) - 1))))]
-        return round(statistics.median(vals), 3), round(p95, 3)
-
-    v2v = stat("v2v_s")
-    return {
-        "mode": mode,
-        "turns": len(turns),
-        "v2v_median_s": v2v[0],
-        "v2v_p95_s": v2v[1],
-        "to_transcript_median_s": stat("transcript_ms", 0.001)[0],
-        "to_first_token_median_s": stat("first_token_ms", 0.001)[0],
-        "to_first_audio_median_s": stat("first_audio_ms", 0.001)[0],
-    }
-
-
-def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(prog="python -m bench gateway", description=__doc__)
-    parser.add_argument("--rounds", type=int, default=1, help="passes over the 6 clips per mode")
-    args = parser.parse_args(argv)
-    clips = [(jsut_clip(), "ja")] + [(p, "en") for p, _ in librivox_clips()]
-    pcms = [(load_pcm(p), lang) for p, lang in clips]
+@contextlib.contextmanager
+def real_stack() -> Iterator[str]:
+    """The embedded services and the gateway as processes; yields the ``/ws`` URL."""
     services = [
         ServiceProcess("services.asr", "ASR_"),
-        ServiceProcess("services.llm", "LLM_"),
+        # greedy decoding: both modes then speak the same replies for the same clip
+        ServiceProcess("services.llm", "LLM_", {"LLM_TEMPERATURE": "0"}),
         ServiceProcess("services.tts", "TTS_"),
     ]
-    rows = []
+    procs = list(services)
     try:
         for s in services:
-            s.start()
-        settings = GatewaySettings(
-            asr_urls=[services[0].url], llm_urls=[services[1].url], tts_urls=[services[2].url]
-        )
-        from tests.servers import serve
-
-        with serve(create_app(settings)) as http:
-            url = http.replace("http://", "ws://") + "/ws"
-            one_turn(url, *pcms[0][0], "ja", False)  # warm-up
-            for mode, one_wav in (("streaming", False), ("one WAV per turn", True)):
-                turns = [
-                    one_turn(url, pcm, speech_s, lang, one_wav)
-                    for _ in range(args.rounds)
-                    for (pcm, speech_s), lang in pcms
-                ]
-                rows.append(summarise(mode, turns))
-    finally:
+            s.spawn()  # load the three models at once
         for s in services:
-            s.stop()
-    if len(rows) == 2 and rows[0]["v2v_median_s"] and rows[1]["v2v_median_s"]:
-        ratio = rows[0]["v2v_median_s"] / rows[1]["v2v_median_s"]
-        for r in rows:
-            r["streaming_to_sequential_v2v"] = round(ratio, 2)
-    print_table("Voice to voice through /ws (embedded models)", rows)
-    save_results("gateway", rows)
-    return rows
+            s.wait_healthy()
+        env = gateway_alone.gateway_env(*(s.url for s in services))
+        gateway = ServiceProcess("gateway", "GATEWAY_", env)
+        procs.append(gateway)
+        gateway.start(timeout=60)
+        yield gateway.url.replace("http://", "ws://") + "/ws"
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+
+def _tag(turns: list[TurnResult], config: str) -> list[dict[str, Any]]:
+    return [{"config": config, **t.as_dict()} for t in turns]
+
+
+async def modes(url: str, utts: list[Utterance], plan: Plan) -> dict[str, list[TurnResult]]:
+    """Streaming and sequential turns, alternating, one conversation at a time."""
+    out: dict[str, list[TurnResult]] = {"streaming": [], "sequential": []}
+    for one_wav in (False, True):  # warm-up: first calls load lazily and fill caches
+        await talk(url, utts[0], timeout_s=plan.timeout_s, one_wav=one_wav, pace=plan.pace)
+    for r in range(plan.rounds):
+        for i, utt in enumerate(utts):
+            order = (False, True) if (r + i) % 2 == 0 else (True, False)
+            for one_wav in order:
+                t = await talk(url, utt, timeout_s=plan.timeout_s, one_wav=one_wav, pace=plan.pace)
+                out[t.mode].append(t)
+                print(f"  {t.mode:10} {t.clip:45} v2v {t.v2v_s or 0:.2f} s {t.failure or ''}")
+    return out
+
+
+async def level(url: str, utts: list[Utterance], n: int, plan: Plan) -> list[TurnResult]:
+    """``n`` sessions start speaking together, round after round (a different clip each)."""
+    turns: list[TurnResult] = []
+    for r in range(math.ceil(plan.min_turns / n)):
+        batch = [
+            talk(url, utts[(i + r * n) % len(utts)], plan.timeout_s, session=i, pace=plan.pace)
+            for i in range(n)
+        ]
+        turns += await asyncio.gather(*batch)
+    return turns
+
+
+def run(
+    plan: Plan,
+    utts: list[Utterance],
+    url: str | None,
+    *,
+    alone_url: str | None = None,
+    out_dir: Path = RESULTS,
+    quick: bool = False,
+) -> dict[str, Any]:
+    """Everything, in order of increasing cost; returns the results written to ``out_dir``."""
+    res: dict[str, Any] = {
+        "machine": machine(),
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "quick": quick,
+        "stack": url or "started by the benchmark (embedded models)",
+        "plan": asdict(plan),
+        "wall_s": {},
+    }
+    turns: list[dict[str, Any]] = []
+    t0 = time.monotonic()
+    print("VAD capacity on one core ...", flush=True)
+    res["vad"] = vad_capacity.measure(b"".join(u.pcm for u in utts), plan.vad_audio_s)
+    res["wall_s"]["vad"] = round(time.monotonic() - t0, 1)
+
+    t0 = time.monotonic()
+    print(f"gateway alone, {plan.alone_sessions} sessions over instant fakes ...", flush=True)
+    with contextlib.ExitStack() as stack:
+        aurl, pid = (
+            (alone_url, None) if alone_url else stack.enter_context(gateway_alone.fake_stack())
+        )
+        rows, alone = gateway_alone.measure(
+            aurl, pid, utts, plan.alone_sessions, plan.alone_turns, plan.pace
+        )
+    res["gateway_alone"] = rows
+    res["gateway_alone_ms"] = {
+        m: [t.first_audio_ms for t in alone if t.ok and t.mode == m] for m in ("streaming", "typed")
+    }
+    turns += [{"config": f"gateway alone, {t.mode}", **t.as_dict()} for t in alone]
+    res["wall_s"]["gateway_alone"] = round(time.monotonic() - t0, 1)
+
+    t0 = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        if url is None:
+            print("starting the ASR, LLM and TTS services and the gateway ...", flush=True)
+            url = stack.enter_context(real_stack())
+        res["wall_s"]["startup"] = round(time.monotonic() - t0, 1)
+        t0 = time.monotonic()
+        print("streaming vs sequential ...", flush=True)
+        by_mode = asyncio.run(modes(url, utts, plan))
+        res["modes"] = [summarise(m, ts, sessions=1) for m, ts in by_mode.items()]
+        for m, ts in by_mode.items():
+            turns += _tag(ts, m)
+        s, q = (r["v2v_median_s"] for r in res["modes"])
+        res["ratio"] = round(s / q, 3) if s and q else None
+        res["wall_s"]["modes"] = round(time.monotonic() - t0, 1)
+
+        t0 = time.monotonic()
+        res["sweep"] = []
+        for n in plan.levels:
+            if n == 1:  # one session at a time is exactly the streaming run above
+                ts = by_mode["streaming"]
+            else:
+                print(f"{n} sessions at once ...", flush=True)
+                ts = asyncio.run(level(url, utts, n, plan))
+                turns += _tag(ts, f"{n} at once")
+            label = "streaming" if n == 1 else f"streaming, {n} at once"
+            res["sweep"].append(summarise(label, ts, sessions=n))
+        res["wall_s"]["sweep"] = round(time.monotonic() - t0, 1)
+    res["turns"] = turns
+    paths = report.write(res, out_dir)
+    print("\n" + report.markdown(res), flush=True)
+    print("written: " + ", ".join(str(p) for p in paths.values()), flush=True)
+    return res
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m bench gateway", description=__doc__)
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("KOE_BENCH_URL"),
+        help="a running gateway's ws://HOST:PORT/ws (default: start the stack)",
+    )
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (a few minutes)")
+    parser.add_argument("--rounds", type=int, help="passes over the 6 clips per mode")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    args, _ = parser.parse_known_args(argv)  # flags meant for the other suites are not ours
+    plan = Plan.quick() if args.quick else Plan()
+    if args.rounds:
+        plan.rounds = args.rounds
+    return run(plan, bench_utterances(), args.url, out_dir=args.out, quick=args.quick)

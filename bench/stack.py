@@ -32,6 +32,11 @@ class ServiceProcess:
         self.log = ROOT / "test-artifacts" / f"{module.rsplit('.', 1)[-1]}-{self.port}.log"
 
     def start(self, timeout: float = 600) -> ServiceProcess:
+        self.spawn()
+        return self.wait_healthy(timeout)
+
+    def spawn(self) -> ServiceProcess:
+        """Start the process without waiting for it (several can load their models at once)."""
         self.log.parent.mkdir(exist_ok=True)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
@@ -41,6 +46,10 @@ class ServiceProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        return self
+
+    def wait_healthy(self, timeout: float = 600) -> ServiceProcess:
+        assert self.proc is not None, "spawn() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -1,0 +1,151 @@
+"""What the gateway itself adds to a turn, with instant fake services over real HTTP.
+
+The gateway, the fakes (:mod:`bench.fakes`: instant transcript, reply and a
+50 ms WAV) and the talkers run as three processes on loopback, so none of
+them holds the others' interpreter lock. Many sessions stream real speech at
+real-time pace at once; each turn's ``firstAudioMs`` (the gateway's clock,
+from its end-of-speech detection to the first WAV written to the socket) is
+then nothing but gateway work and three loopback HTTP calls: that is the
+added latency per turn, reported as p50/p99 against the 5 ms target. The
+client's view of the same span (``userSpeechEnd`` received to the first WAV
+received) is reported beside it.
+
+These talkers do not reconnect and the gateway is told not to wait for them
+to (``reconnect_wait_s=0``): the wait is a policy for LocalChatVRM's
+reconnects, not processing, and would otherwise add 0.5 s to a first turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .speech import Utterance
+from .stack import ServiceProcess
+from .stats import failures, pct
+from .talker import TurnResult, talk
+
+TARGET_P99_MS = 5.0
+
+
+def gateway_env(asr: str, llm: str, tts: str, **extra: str) -> dict[str, str]:
+    return {
+        "GATEWAY_ASR_URLS": json.dumps([asr]),
+        "GATEWAY_LLM_URLS": json.dumps([llm]),
+        "GATEWAY_TTS_URLS": json.dumps([tts]),
+        # every talker comes from 127.0.0.1: lift the per-client cap, keep the rest default
+        "GATEWAY_MAX_SESSIONS": "1000",
+        "GATEWAY_MAX_SESSIONS_PER_CLIENT": "1000",
+        "GATEWAY_LOG_LEVEL": "warning",
+        **extra,
+    }
+
+
+@contextlib.contextmanager
+def fake_stack(audio_s: float = 0.05) -> Iterator[tuple[str, int]]:
+    """The gateway over the fakes, each in its own process; yields the ``/ws`` URL and
+    the gateway's process id."""
+    fakes = ServiceProcess("bench.fakes", "FAKES_", {"FAKES_AUDIO_S": str(audio_s)})
+    gateway: ServiceProcess | None = None
+    try:
+        fakes.start(timeout=60)
+        env = gateway_env(fakes.url, fakes.url, fakes.url, GATEWAY_RECONNECT_WAIT_S="0")
+        gateway = ServiceProcess("gateway", "GATEWAY_", env).start(timeout=60)
+        assert gateway.proc is not None
+        yield gateway.url.replace("http://", "ws://") + "/ws", gateway.proc.pid
+    finally:
+        for proc in (gateway, fakes):
+            if proc is not None:
+                proc.stop()
+
+
+async def load(
+    url: str,
+    utts: list[Utterance],
+    sessions: int,
+    turns: int,
+    pace: float = 1.0,
+    stagger_s: float = 0.1,
+    typed: bool = False,
+) -> list[TurnResult]:
+    """``sessions`` talkers at once, ``turns`` turns each (a fresh conversation per turn).
+
+    Starts are staggered, so turn ends spread out as with independent users
+    instead of all landing in the same 32 ms VAD frame. ``typed``: each turn is
+    a ``userMessage`` sent after as long as its clip's speech would have taken,
+    so the turn rate is the same but no audio reaches the VAD.
+    """
+
+    async def session(i: int) -> list[TurnResult]:
+        await asyncio.sleep(i * stagger_s / pace)
+        out = []
+        for k in range(turns):
+            utt = utts[(i + k) % len(utts)]
+            if typed:
+                await asyncio.sleep(utt.speech_end_s / pace)
+            text = "こんにちは" if typed else None
+            t = await talk(url, utt, 60, reconnects=False, session=i, pace=pace, typed=text)
+            out.append(t)
+        return out
+
+    nested = await asyncio.gather(*(session(i) for i in range(sessions)))
+    return [t for ts in nested for t in ts]
+
+
+def summarise(label: str, turns: list[TurnResult], sessions: int) -> dict[str, Any]:
+    ok = [t for t in turns if t.ok]
+    gw = [t.first_audio_ms for t in ok]
+    # from userSpeechEnd received (speech) or userMessage sent (typed) to the first WAV
+    client = [t.after_detect_s if t.after_detect_s is not None else t.v2v_s for t in ok]
+    p99 = pct(gw, 99)
+    return {
+        "config": label,
+        "sessions": sessions,
+        "turns": len(turns),
+        "failed": len(turns) - len(ok),
+        "added_p50_ms": pct(gw, 50),
+        "added_p99_ms": p99,
+        "added_max_ms": pct(gw, 100),
+        "client_p50_ms": pct(client, 50, 1000),
+        "client_p99_ms": pct(client, 99, 1000),
+        "target_p99_ms": TARGET_P99_MS,
+        "met": p99 is not None and p99 <= TARGET_P99_MS,
+        "failures": failures(turns),
+    }
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """CPU time a process has used so far (Linux /proc; None where unknown)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def measure(
+    url: str, pid: int | None, utts: list[Utterance], sessions: int, turns: int, pace: float = 1.0
+) -> tuple[list[dict[str, Any]], list[TurnResult]]:
+    """Speech turns, then typed turns at the same rate: the difference is what the audio
+    streams (VAD, frame handling) cost the turns. Also the gateway's CPU use meanwhile."""
+    # Warm-up, not counted: the first turns open the gateway's upstream connections and
+    # its WAV-rendering thread pool.
+    asyncio.run(load(url, utts, sessions, 1, pace * 4, stagger_s=0.02))
+    rows, all_turns = [], []
+    for typed in (False, True):
+        label = "typed, no audio" if typed else "speech, streaming audio"
+        cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+        got = asyncio.run(load(url, utts, sessions, turns, pace, typed=typed))
+        cpu1, wall = cpu_seconds(pid), time.perf_counter() - t0
+        row = summarise(label, got, sessions)
+        busy = None if cpu0 is None or cpu1 is None else round(100 * (cpu1 - cpu0) / wall)
+        row["gateway_cpu_pct"] = busy  # of one core, over the whole load
+        rows.append(row)
+        all_turns += got
+    return rows, all_turns

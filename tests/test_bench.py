@@ -1,0 +1,102 @@
+"""The end-to-end benchmark's harness, run small against instant fakes so it cannot rot.
+
+Nothing here measures anything: it proves that ``make bench`` streams speech,
+follows LocalChatVRM's reconnects, reads turnMetrics, sweeps concurrency,
+loads the gateway alone, sizes the VAD and writes its JSON, table and plot.
+Audio goes 8x faster than real time to keep it quick.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.fakes import FakeBehaviour, create_fake_services
+from bench.gateway_bench import Plan, run
+from bench.speech import Utterance, utterance
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from services.common.vad import SileroVAD
+from tests.servers import serve
+
+
+@pytest.fixture(scope="module")
+def urls() -> Iterator[tuple[str, str]]:
+    """A gateway over the fakes as LocalChatVRM meets it, and one tuned for the overhead
+    measurement (no reconnect wait, as in bench.gateway_alone)."""
+    fake = FakeBehaviour(audio_s=0.02)
+    with serve(create_fake_services(fake)) as f:
+        base = {"asr_urls": [f], "llm_urls": [f], "tts_urls": [f]}
+        with (
+            serve(create_app(GatewaySettings(**base))) as g1,
+            serve(create_app(GatewaySettings(**base, reconnect_wait_s=0))) as g2,
+        ):
+            yield (g1.replace("http", "ws") + "/ws", g2.replace("http", "ws") + "/ws")
+
+
+@pytest.fixture(scope="module")
+def utts(librivox_clips: list[tuple[Path, str]]) -> list[Utterance]:
+    vad = SileroVAD()
+    # the two shortest clips (about 3 s each)
+    return [
+        utterance(p, "en", vad, text)
+        for p, text in librivox_clips
+        if p.stem[-4:] in ("0880", "0930")
+    ]
+
+
+def test_speech_end_is_inside_the_clip(utts: list[Utterance]) -> None:
+    for u in utts:
+        # the recordings end in room tone: the last word ends before the file does
+        assert 0.5 < u.speech_end_s < u.seconds
+        assert u.seconds - u.speech_end_s < 0.5
+
+
+def test_bench_runs_end_to_end_and_writes_its_results(
+    urls: tuple[str, str], utts: list[Utterance], tmp_path: Path
+) -> None:
+    plan = Plan(
+        rounds=1,
+        levels=[1, 2],
+        min_turns=2,
+        alone_sessions=3,
+        alone_turns=1,
+        vad_audio_s=0.1,
+        pace=8.0,
+        timeout_s=20,
+    )
+    res = run(plan, utts, urls[0], alone_url=urls[1], out_dir=tmp_path)
+
+    streaming, sequential = res["modes"]
+    assert (streaming["config"], sequential["config"]) == ("streaming", "sequential")
+    for row in res["modes"] + res["sweep"]:
+        assert row["failed"] == 0, row["failures"]
+        assert row["v2v_median_s"] > 0
+        assert row["detect_median_s"] > 0
+        assert row["stages_median_s"]["asr"] is not None
+    assert res["ratio"] is not None
+    assert [r["sessions"] for r in res["sweep"]] == [1, 2]
+    assert res["sweep"][1]["turns"] == 2
+
+    turns = [t for t in res["turns"] if t["config"] in ("streaming", "sequential")]
+    assert len(turns) == 2 * len(utts)
+    # like LocalChatVRM: a new socket after the transcript and after the reply text
+    assert all(t["reconnects"] == 2 and t["transcript"] == "テストです。" for t in turns)
+    assert {t["wavs"] for t in turns if t["config"] == "sequential"} == {1}
+    assert {t["wavs"] for t in turns if t["config"] == "streaming"} == {2}
+
+    speech, typed = res["gateway_alone"]
+    for row in (speech, typed):
+        assert row["turns"] == 3 and row["failed"] == 0, row["failures"]
+        assert 0 < row["added_p50_ms"] <= row["added_p99_ms"]
+    assert speech["config"].startswith("speech") and typed["config"].startswith("typed")
+    assert res["vad"]["streams_per_core"] > 0 and res["vad"]["per_model_frame_us"] > 0
+
+    saved = json.loads((tmp_path / "gateway.json").read_text())
+    assert saved["ratio"] == res["ratio"]
+    table = (tmp_path / "gateway.md").read_text()
+    assert "Where the time goes" in table and "streaming, 2 at once" in table
+    assert (tmp_path / "gateway.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
