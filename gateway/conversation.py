@@ -25,6 +25,8 @@ def clean_history(raw: list[dict[str, Any]], max_messages: int, max_chars: int) 
         if not isinstance(content, str):
             continue
         content = content[:max_chars]  # before the check: a cut can leave only whitespace
+        # a lone surrogate ("\ud800" in the JSON) cannot be sent on to the LLM as UTF-8
+        content = content.encode("utf-8", "replace").decode("utf-8")
         if role in ROLES and content.strip():
             out.append({"role": role, "content": content})
     system = [m for m in out[:1] if m["role"] == "system"]

@@ -13,9 +13,22 @@ import json
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
 from .audio import json_byte_array
+
+
+def _utf8(value: str) -> str:
+    # JSON's "\ud800" escape decodes to a lone surrogate, which no UTF-8 request to a
+    # service can carry: refuse it here rather than fail every turn later.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text contains a lone surrogate (invalid Unicode)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_utf8)]
 
 
 class Message(BaseModel):
@@ -39,7 +52,7 @@ class StartSession(BaseModel):
     messages: list[dict[str, Any]] = Field(default_factory=list)
     oneWavPerTurn: bool | None = None  # noqa: N815 - extension: the old one-WAV behaviour
     voice: str | None = None  # extension: a TTS voice id from the TTS service's /voices
-    systemPrompt: str | None = None  # noqa: N815 - extension
+    systemPrompt: Text | None = None  # noqa: N815 - extension
     language: str | None = Field(None, pattern=r"^(auto|[a-z]{2,3})$")  # extension: ASR language
     # Extension: the client queues WAVs for gapless playback itself (and stops them on
     # assistantSpeechInterrupted), so the server sends each sentence as soon as it exists.
@@ -50,7 +63,7 @@ class UserMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     event: Literal["userMessage"]
-    message: str
+    message: Text
 
 
 ClientEvent = Annotated[StartSession | UserMessage, Field(discriminator="event")]

@@ -60,9 +60,14 @@ class Hub:
             return requested
         return self.settings.voice
 
-    def adoptable(self, history: list[dict[str, str]]) -> Turn | None:
-        """The live turn a reconnecting client's history points at, detached ones first."""
-        candidates = [t for t in self.turns if not t.finished and t.matches(history)]
+    def adoptable(self, history: list[dict[str, str]], client: str) -> Turn | None:
+        """The live turn a reconnecting client's history points at, detached ones first.
+
+        Only turns started from the same address qualify: two users who say the same
+        words at the same moment must not receive each other's replies."""
+        candidates = [
+            t for t in self.turns if not t.finished and t.client == client and t.matches(history)
+        ]
         candidates.sort(key=lambda t: t.connection is not None)
         return candidates[0] if candidates else None
 

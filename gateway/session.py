@@ -36,6 +36,7 @@ class Connection:
         self.closed = False
         self.conversation: Conversation | None = None
         self.detector = TurnDetector(hub.vad, hub.turn_params)
+        self.client = ws.client.host if ws.client else "?"
         self._queue: asyncio.Queue[tuple[str, asyncio.Future[bool] | None]] = asyncio.Queue()
 
     # -- sending --------------------------------------------------------------
@@ -66,6 +67,8 @@ class Connection:
             payload = await asyncio.to_thread(events.render, event)
         else:
             payload = events.render(event)
+        if self.closed:  # closed while rendering: the writer is gone and would never answer
+            return False
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((payload, done))
         return await done
@@ -76,7 +79,9 @@ class Connection:
                 text, done = await self._queue.get()
                 try:
                     await self.ws.send_text(text)
-                except Exception:
+                except BaseException:
+                    # CancelledError too (the socket closed mid-send): a turn awaiting this
+                    # frame would otherwise wait forever and never be cleaned up.
                     if done is not None:
                         done.set_result(False)
                     raise
@@ -121,7 +126,7 @@ class Connection:
             return
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # "[[[[..." nested past the parser's stack
             self._error("text frames must be JSON")
             return
         if not isinstance(data, dict) or not isinstance(data.get("event"), str):
@@ -137,14 +142,29 @@ class Connection:
                 self._error(f"invalid {name}: {exc.errors()[0]['msg']}")
             return
         if isinstance(event, StartSession):
+            previous = self.conversation
             self._start_session(event)
+            await self._leave(previous)
         else:
             await self._on_user_message(event)
+
+    async def _leave(self, previous: Conversation | None) -> None:
+        """One socket drives one turn: a startSession that opens another conversation ends the
+        turn this socket listened to. Otherwise replayed startSession/userMessage pairs pile up
+        live turns, each holding upstream requests (300 stalled the whole gateway for seconds)."""
+        turn = previous.turn if previous is not None else None
+        if (
+            turn is not None
+            and not turn.finished
+            and previous is not self.conversation
+            and turn.connection is self
+        ):
+            await turn.interrupt()
 
     def _start_session(self, event: StartSession) -> None:
         s = self.hub.settings
         history = clean_history(event.messages, s.max_history_messages, s.max_text_chars)
-        turn = self.hub.adoptable(history)
+        turn = self.hub.adoptable(history, self.client)
         if turn is not None:
             # The real client reconnects mid-turn: hand the turn to this socket.
             self.conversation = turn.conversation
@@ -227,5 +247,6 @@ class Connection:
         turn.attach(self)
         if text is not None:
             turn.expect_reconnect(self)  # LocalChatVRM reconnects right after userMessage
+        turn.client = self.client
         self.hub.turns.add(turn)
         turn.start()

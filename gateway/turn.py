@@ -110,6 +110,7 @@ class Turn:
         self.interrupted = False
         self.finished = False
         self.error_stage: str | None = None
+        self.client = ""  # address of the connection that started it (adoption is per client)
         self.play_until = 0.0
         self.metrics = TurnMetrics()
         self._outbox: asyncio.Queue[Outgoing | None] = asyncio.Queue()

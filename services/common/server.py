@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -39,8 +40,26 @@ def settings_help(settings_cls: type[BaseSettings]) -> str:
     return "\n".join(lines)
 
 
+class RedactTokens(logging.Filter):
+    """Blank ``token=...`` in log lines: uvicorn logs each WebSocket's path with its query
+    string, and the browser client can only send its token there (``/ws?token=``)."""
+
+    _TOKEN = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
+
+    def _clean(self, value: Any) -> Any:
+        return self._TOKEN.sub(r"\1***", value) if isinstance(value, str) else value
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._clean(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._clean(a) for a in record.args)
+        return True
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT, force=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactTokens())
 
 
 def check_bind(settings: Any) -> None:

@@ -34,7 +34,8 @@ _LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 _INLINE_CODE = re.compile(r"`([^`]*)`")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s*", re.MULTILINE)
 _QUOTE = re.compile(r"^\s*>+\s?", re.MULTILINE)
-_BULLET = re.compile(r"^\s*(?:[-*+・•]|\d+[.)])\s+", re.MULTILINE)
+# Repeated: a nested list item ("- 1. item") loses every marker in one pass.
+_BULLET = re.compile(r"^\s*(?:(?:[-*+・•]|\d+[.)])\s+)+", re.MULTILINE)
 _RULE = re.compile(r"^\s*(?:[-*_=]\s*){3,}$", re.MULTILINE)
 _EMPHASIS = re.compile(r"(\*{1,3}|_{2,3}|~~)(?=\S)(.+?)(?<=\S)\1")
 _HTML_TAG = re.compile(r"</?[a-zA-Z][^>]*>")
@@ -89,6 +90,8 @@ _SPEAKABLE = re.compile(r"[^\W_]")  # any letter or digit, in any script
 
 def strip_markup(text: str) -> str:
     """Remove markdown, HTML tags, URLs, e-mail addresses and emoji, keeping the words."""
+    # Emoji first: "-😀-" must look like the "--" it becomes to the markdown patterns.
+    text = _EMOJI.sub("", text)
     text = _FENCED_CODE.sub(" ", text)  # code is not read aloud
     text = _IMAGE.sub(r"\1", text)
     text = _LINK.sub(r"\1", text)
@@ -101,8 +104,7 @@ def strip_markup(text: str) -> str:
     text = _HEADING.sub("", text)
     text = _QUOTE.sub("", text)
     text = _BULLET.sub("", text)
-    text = _EMPHASIS.sub(r"\2", text)
-    return _EMOJI.sub("", text)
+    return _EMPHASIS.sub(r"\2", text)
 
 
 def _time(m: re.Match[str]) -> str:
@@ -115,8 +117,9 @@ def read_symbols(text: str) -> str:
     text = _DATE.sub(lambda m: f"{m[1]}年{int(m[2])}月{int(m[3])}日", text)
     text = _TIME.sub(_time, text)
     text = _RANGE.sub("から", text)
-    text = _MINUS.sub("マイナス", text)
+    # Currencies before signs: "-$5" becomes "-5ドル", whose minus is then read.
     text = _CURRENCY.sub(lambda m: m[2] + _CURRENCY_NAMES[m[1]], text)
+    text = _MINUS.sub("マイナス", text)
     return _SYMBOL_RE.sub(lambda m: _SYMBOLS[m[0]], text)
 
 
