@@ -11,13 +11,14 @@ TORCH := torch==2.13.0
 OPENJTALK := pyopenjtalk-plus==0.4.1.post10
 PROFILE ?= embedded
 
-.PHONY: help install run test lint typecheck pytest bench clean
+.PHONY: help install run test lint typecheck pytest bench soak clean
 
 help:
 	@echo "make run      start the services on the embedded models (Ctrl-C stops them)"
 	@echo "make run PROFILE=production   the production models on a GPU (downloaded on first start)"
 	@echo "make test     install everything, then lint, type-check and run the test suite"
 	@echo "make bench    measure latency and real-time factors on this machine"
+	@echo "make soak     many sessions talking for minutes: no lost reply, no growth (SOAK_ARGS)"
 	@echo "make clean    remove the virtualenv (the model cache stays in $(KOE_CACHE_DIR))"
 
 $(BIN)/python:
@@ -53,6 +54,9 @@ test: lint typecheck pytest
 bench: install
 	scripts/install-system-deps.sh
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+soak: install
+	$(BIN)/python -m tests.reliability.soak $(or $(SOAK_ARGS),--sessions 16 --minutes 10)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,6 @@
 @echo off
 rem koe-server on Windows: double-click to install everything and run the whole server.
-rem Mirrors the Makefile:  run.bat [run|install|test|lint|typecheck|pytest|bench|clean|help]
+rem Mirrors the Makefile:  run.bat [run|install|test|lint|typecheck|pytest|bench|soak|clean|help]
 rem   run.bat                     start the four services (Ctrl-C stops them)
 rem   run.bat run asr tts         start only some
 rem   set PROFILE=production & run.bat     the production models (an NVIDIA GPU; see README)
@@ -42,6 +42,7 @@ if /i "%TARGET%"=="typecheck" goto typecheck
 if /i "%TARGET%"=="pytest" goto pytest
 if /i "%TARGET%"=="test" goto test
 if /i "%TARGET%"=="bench" goto bench
+if /i "%TARGET%"=="soak" goto soak
 echo unknown target "%TARGET%"
 goto help
 
@@ -83,6 +84,12 @@ goto end
 if errorlevel 1 goto fail
 goto end
 
+:soak
+if not defined SOAK_ARGS set SOAK_ARGS=--sessions 16 --minutes 10
+"%PY%" -m tests.reliability.soak %SOAK_ARGS%%ARGS%
+if errorlevel 1 goto fail
+goto end
+
 :clean
 if exist "%VENV%" rmdir /s /q "%VENV%"
 for %%d in (.pytest_cache .mypy_cache .ruff_cache) do if exist %%d rmdir /s /q %%d
@@ -93,6 +100,7 @@ goto end
 echo run.bat            start the services on the embedded models (Ctrl-C stops them)
 echo run.bat test       install everything, then lint, type-check and run the test suite
 echo run.bat bench      measure latency and real-time factors on this machine
+echo run.bat soak       many sessions talking for minutes: no lost reply, no growth
 echo run.bat clean      remove the virtualenv (the model cache stays)
 echo set PROFILE=production before run.bat for the production models on a GPU
 goto end

@@ -3,6 +3,7 @@ client at ``/`` (``gateway/static``)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -107,6 +108,7 @@ def create_app(
                 "ok": True,
                 "sessions": sum(hub.clients.values()),
                 "live_turns": len(hub.turns),
+                "tasks": len(asyncio.all_tasks()),  # a leak shows here first
             },
             **upstream,
         }

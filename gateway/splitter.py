@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 # A sentence ends at a terminator (plus closing quotes/brackets), or at a newline.
 _END = re.compile(
-    r"""(?:[。．！？!?]+|…+|\.(?=\s|$))[」』）)\]"'”’]*(?=\s|$|[^.\d])|\n+""",
+    r"""(?:[。．！？!?]+|…+|\.(?=\s|$))[」』）)\]"'”’]*|\n+""",
 )
 _CLAUSE = re.compile(r"[、，](?=.)|,(?=\s+\S)")
 _CLOSERS = "」』）)]\"'”’"
