@@ -37,6 +37,7 @@ from .conversation import Conversation, same_text
 from .events import TurnEvent, dumps
 from .realtime_audio import VAD_RATE, InputResampler
 from .realtime_response import Response
+from .sender import FrameSender
 from .settings import GatewaySettings
 from .turn import Turn
 from .vad import FRAME_MS, Kind, TurnDetector, VADEvent
@@ -80,7 +81,7 @@ class RealtimeConnection:
     def __init__(self, ws: WebSocket, hub: Hub, *, beta: bool, model: str) -> None:
         self.ws, self.hub, self.beta = ws, hub, beta
         s = hub.settings
-        self.closed = False
+        self._out = FrameSender(ws, SEND_QUEUE_LIMIT)
         self.session = rt.Session(model=model, language=s.language)
         self.conversation = Conversation(
             system_prompt=s.system_prompt,
@@ -100,7 +101,6 @@ class RealtimeConnection:
         self._responses: OrderedDict[str, Response] = OrderedDict()  # by assistant item id
         self._transcribing: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._queue: asyncio.Queue[tuple[str, asyncio.Future[bool] | None]] = asyncio.Queue()
 
     # -- sending --------------------------------------------------------------
     def _encode(self, payload: dict[str, Any]) -> str | None:
@@ -109,22 +109,17 @@ class RealtimeConnection:
             return None
         return dumps({**payload, "type": name, "event_id": rt.new_id("event")})
 
+    @property
+    def closed(self) -> bool:
+        return self._out.closed
+
     def send(self, payload: dict[str, Any], done: asyncio.Future[bool] | None = None) -> None:
-        if self.closed:
+        text = None if self.closed else self._encode(payload)
+        if text is None and not self.closed:
             if done is not None:
-                done.set_result(False)
+                done.set_result(True)  # an event this client's API version has no name for
             return
-        if self._queue.qsize() >= SEND_QUEUE_LIMIT:
-            logger.warning("realtime client is not reading; closing its connection")
-            self.closed = True
-            if done is not None:
-                done.set_result(False)
-            return
-        text = self._encode(payload)
-        if text is not None:
-            self._queue.put_nowait((text, done))
-        elif done is not None:
-            done.set_result(True)
+        self._out.put(text or "", done)
 
     def send_all(self, payloads: list[dict[str, Any]]) -> None:
         for p in payloads:
@@ -144,28 +139,9 @@ class RealtimeConnection:
     def error(self, message: str, code: str, param: str | None = None, **kw: Any) -> None:
         self.send(rt.error_event(message, code=code, param=param, **kw))
 
-    async def _writer(self) -> None:
-        try:
-            while True:
-                text, done = await self._queue.get()
-                try:
-                    await self.ws.send_text(text)
-                except Exception:
-                    if done is not None:
-                        done.set_result(False)
-                    raise
-                if done is not None:
-                    done.set_result(True)
-        finally:
-            self.closed = True
-            while not self._queue.empty():
-                _, done = self._queue.get_nowait()
-                if done is not None and not done.done():
-                    done.set_result(False)
-
     # -- the session's life ------------------------------------------------------
     async def run(self) -> None:
-        writer = asyncio.create_task(self._writer(), name="realtime-writer")
+        writer = asyncio.create_task(self._out.run(), name="realtime-writer")
         self.send({"type": "session.created", "session": self._session_object()})
         try:
             while not self.closed:
@@ -183,7 +159,7 @@ class RealtimeConnection:
         except WebSocketDisconnect:
             pass
         finally:
-            self.closed = True
+            self._out.closed = True
             for task in self._tasks:
                 task.cancel()
             turn = self.conversation.turn

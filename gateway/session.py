@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from . import events
 from .conversation import Conversation, clean_history
 from .events import StartSession, TurnEvent, UserMessage
+from .sender import FrameSender
 from .turn import Turn
 from .vad import Kind, TurnDetector
 
@@ -33,24 +34,20 @@ class Connection:
     def __init__(self, ws: WebSocket, hub: Hub) -> None:
         self.ws = ws
         self.hub = hub
-        self.closed = False
+        self._out = FrameSender(ws, SEND_QUEUE_LIMIT)
         self.conversation: Conversation | None = None
         self.detector = TurnDetector(hub.vad, hub.turn_params)
         self.client = ws.client.host if ws.client else "?"
-        self._queue: asyncio.Queue[tuple[str, asyncio.Future[bool] | None]] = asyncio.Queue()
+
+    @property
+    def closed(self) -> bool:
+        return self._out.closed
 
     # -- sending --------------------------------------------------------------
     def send(self, payload: dict | str) -> None:
         """Queue an event; fire and forget (connection-level events)."""
-        if self.closed:
-            return
-        if self._queue.qsize() >= SEND_QUEUE_LIMIT:
-            # A client that reads nothing must not make us hold unbounded memory.
-            logger.warning("client is not reading; closing its connection")
-            self.closed = True
-            return
-        text = payload if isinstance(payload, str) else events.dumps(payload)
-        self._queue.put_nowait((text, None))
+        if not self.closed:
+            self._out.put(payload if isinstance(payload, str) else events.dumps(payload))
 
     def notify(self, event: TurnEvent) -> None:
         """A turn's event that needs no delivery guarantee (fire and forget)."""
@@ -67,36 +64,11 @@ class Connection:
             payload = await asyncio.to_thread(events.render, event)
         else:
             payload = events.render(event)
-        if self.closed:  # closed while rendering: the writer is gone and would never answer
-            return False
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((payload, done))
-        return await done
-
-    async def _writer(self) -> None:
-        try:
-            while True:
-                text, done = await self._queue.get()
-                try:
-                    await self.ws.send_text(text)
-                except BaseException:
-                    # CancelledError too (the socket closed mid-send): a turn awaiting this
-                    # frame would otherwise wait forever and never be cleaned up.
-                    if done is not None:
-                        done.set_result(False)
-                    raise
-                if done is not None:
-                    done.set_result(True)
-        finally:
-            self.closed = True
-            while not self._queue.empty():
-                _, done = self._queue.get_nowait()
-                if done is not None and not done.done():
-                    done.set_result(False)
+        return await self._out.put_and_wait(payload)
 
     # -- receiving ------------------------------------------------------------
     async def run(self) -> None:
-        writer = asyncio.create_task(self._writer(), name="ws-writer")
+        writer = asyncio.create_task(self._out.run(), name="ws-writer")
         try:
             while not self.closed:
                 message = await self.ws.receive()
@@ -109,7 +81,7 @@ class Connection:
         except WebSocketDisconnect:
             pass
         finally:
-            self.closed = True
+            self._out.closed = True
             conv = self.conversation
             if conv is not None and conv.turn is not None:
                 conv.turn.detach(self)

@@ -80,7 +80,8 @@ def settle(gw: GatewayProcess, tasks: int, timeout: float = 30) -> None:
     state: dict[str, Any] = {}
 
     def drained() -> bool:
-        state.update(tasks=gw.tasks(), **gw.health()["gateway"])
+        state.update(gw.health()["gateway"])
+        state["tasks"] = gw.tasks()
         return state["tasks"] <= tasks and state["live_turns"] == 0
 
     try:
