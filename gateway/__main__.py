@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import uvicorn
 
@@ -26,8 +27,14 @@ def main(argv: list[str] | None = None) -> None:
     settings = GatewaySettings(**{k: v for k, v in vars(args).items() if v is not None})
     configure_logging(settings.log_level)
     check_bind(settings)
+    serve(settings)
+
+
+def serve(settings: GatewaySettings, app: Any = None) -> None:
+    """Run the gateway (or ``app`` wrapping it) with the server options it relies on:
+    the WebSocket message limit is enforced by uvicorn, pings find dead clients."""
     uvicorn.run(
-        create_app(settings),
+        app or create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,

@@ -11,8 +11,7 @@ import asyncio
 import json
 from typing import Any
 
-import uvicorn
-
+from gateway.__main__ import serve
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from services.common.server import configure_logging
@@ -34,17 +33,7 @@ def with_task_count(app: Any) -> Any:
 def main() -> None:
     settings = GatewaySettings()
     configure_logging(settings.log_level)
-    # the options of gateway/__main__.py: the message size limit is the server's too
-    uvicorn.run(
-        with_task_count(create_app(settings)),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        log_config=None,
-        ws_max_size=settings.max_message_bytes,
-        ws_ping_interval=20,
-        timeout_graceful_shutdown=3,
-    )
+    serve(settings, with_task_count(create_app(settings)))  # gateway/__main__'s options
 
 
 if __name__ == "__main__":
