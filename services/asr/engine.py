@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+from services.common.registry import load_factory
 
 if TYPE_CHECKING:
     from .settings import ASRSettings
@@ -70,8 +71,5 @@ BACKENDS: dict[str, str] = {
 
 
 def create_transcriber(settings: ASRSettings) -> Transcriber:
-    module_name, _, attr = BACKENDS[settings.backend].partition(":")
-    factory: Callable[[ASRSettings], Transcriber] = getattr(
-        importlib.import_module(module_name), attr
-    )
+    factory: Callable[[ASRSettings], Transcriber] = load_factory(BACKENDS[settings.backend])
     return factory(settings)

@@ -6,12 +6,13 @@ Backends live in their own modules and are imported only when chosen, so the
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
+
+from services.common.registry import load_factory
 
 from .prompt import Message
 
@@ -78,9 +79,7 @@ BACKENDS: dict[str, str] = {
 
 def load_engine(settings: LLMSettings) -> ChatModel:
     """Build the backend named by ``settings.backend`` (this loads the model: slow)."""
-    module_name, _, factory = BACKENDS[settings.backend].partition(":")
-    module = importlib.import_module(module_name)
-    engine: ChatModel = getattr(module, factory)(settings)
+    engine: ChatModel = load_factory(BACKENDS[settings.backend])(settings)
     logger.info("llm backend %s ready: %s on %s", engine.backend, engine.model_id, engine.device)
     return engine
 

@@ -7,13 +7,14 @@ done once here in :class:`VoiceBook`, so all voices behave the same.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+from services.common.registry import load_factory
 
 if TYPE_CHECKING:
     from .settings import TTSSettings
@@ -89,8 +90,7 @@ def backend_names() -> list[str]:
 
 
 def _load(target: str) -> Callable[[TTSSettings], object]:
-    module, _, attr = target.partition(":")
-    factory: Callable[[TTSSettings], object] = getattr(importlib.import_module(module), attr)
+    factory: Callable[[TTSSettings], object] = load_factory(target)
     return factory
 
 
