@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from fastapi import FastAPI
 from pydantic_settings import BaseSettings
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+logger = logging.getLogger(__name__)
 
 
 def is_loopback(host: str) -> bool:
@@ -74,6 +76,25 @@ def check_bind(settings: Any) -> None:
     )
 
 
+def lower_priority(nice: int) -> None:
+    """Raise this process's nice value by ``nice`` (Unix; elsewhere it is only logged).
+
+    Called before any thread exists: on Linux the value is per thread, and the
+    threads started later (torch's, onnxruntime's, the server's) inherit it.
+    """
+    if nice <= 0:
+        return
+    if not hasattr(os, "nice"):
+        logger.info("CPU priority unchanged: nice values are Unix-only")
+        return
+    try:
+        now = os.nice(nice)
+    except OSError as exc:
+        logger.warning("could not lower the CPU priority: %s", exc)
+        return
+    logger.info("CPU priority lowered: nice %d", now)
+
+
 def main(
     *,
     prog: str,
@@ -102,6 +123,7 @@ def main(
     overrides = {k: v for k, v in vars(args).items() if v is not None and k != "prepare_only"}
     settings = settings_cls(**overrides)
     configure_logging(settings.log_level)  # type: ignore[attr-defined]
+    lower_priority(getattr(settings, "nice", 0))
     if prepare is not None and args.prepare_only:
         prepare(settings)
         return

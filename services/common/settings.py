@@ -48,5 +48,8 @@ class ServiceSettings(BaseSettings):
     """Requests that may wait for the model; one more gets 503 with Retry-After."""
     log_level: str = "info"
     """Python logging level."""
+    nice: int = Field(0, ge=0, le=19)
+    """CPU priority as a Unix nice value: higher yields the cores to the other services when
+    they compete for them. 0 leaves the priority as it is."""
 
     _no_empty_token = field_validator("api_token", mode="before")(no_empty_secret)
