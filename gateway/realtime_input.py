@@ -1,0 +1,211 @@
+"""``input_audio_buffer.*``: the client's audio, server VAD, commits and their transcripts.
+
+Audio is resampled to 16 kHz for the shared Silero
+:class:`~gateway.vad.TurnDetector` and the ASR. With server VAD (the
+session's ``turn_detection``) the detector ends utterances and may start or
+cancel a response; with ``turn_detection: null`` the client commits the
+buffer itself. Committed audio becomes a user item: a response started by it
+transcribes it within its turn; otherwise it is transcribed here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import dataclasses
+
+from . import realtime_events as rt
+from .clients import UpstreamError
+from .realtime_audio import VAD_RATE, InputResampler
+from .realtime_items import add_item
+from .realtime_link import RealtimeLink
+from .realtime_responder import Responder
+from .vad import FRAME_MS, Kind, TurnDetector, VADEvent
+
+MIN_COMMIT_MS = 100  # as the API: a shorter buffer cannot be committed
+
+
+def _ms(pcm16k: int | bytes) -> int:
+    n = pcm16k if isinstance(pcm16k, int) else len(pcm16k)
+    return n * 1000 // (2 * VAD_RATE)
+
+
+class InputAudio:
+    """The input audio buffer of one connection, and the VAD that watches it."""
+
+    def __init__(self, link: RealtimeLink, responder: Responder) -> None:
+        self.link, self.responder = link, responder
+        self.detector = self._detector()
+        self.resampler = InputResampler(link.session.input_rate)
+        self._buffer = bytearray()  # 16 kHz PCM since the last commit
+        self._fed = 0  # 16 kHz bytes received this session (for audio_*_ms)
+        self._speech_item: str | None = None
+        self._sustained = False  # the current utterance went on for barge_in_ms
+
+    def _detector(self) -> TurnDetector:
+        """The server's turn parameters, with the session's turn_detection over them."""
+        vad = self.link.session.vad
+        params = self.link.hub.turn_params
+        if vad is not None:
+            params = dataclasses.replace(
+                params,
+                threshold=vad.threshold or params.threshold,
+                pre_roll_ms=params.pre_roll_ms
+                if vad.prefix_padding_ms is None
+                else vad.prefix_padding_ms,
+                silence_end_ms=vad.silence_duration_ms or params.silence_end_ms,
+            )
+        return TurnDetector(self.link.hub.vad, params)
+
+    def session_changed(self, old: rt.Session, new: rt.Session) -> None:
+        """After session.update: rebuild what depends on the input format or turn detection."""
+        if new.input_rate != old.input_rate:
+            self.resampler = InputResampler(new.input_rate)
+        if new.vad != old.vad:
+            self.detector = self._detector()
+            self._speech_item = None
+
+    # -- client events ------------------------------------------------------------
+    async def append(self, audio: str, event_id: str | None) -> None:
+        """``input_audio_buffer.append``."""
+        link = self.link
+        try:
+            raw = base64.b64decode(audio, validate=True)
+        except (binascii.Error, ValueError):
+            link.error("audio is not valid base64", "invalid_value", "audio", event_id=event_id)
+            return
+        pcm = self.resampler.feed(raw)
+        self._fed += len(pcm)
+        self._buffer += pcm
+        max_s = link.hub.settings.max_utterance_s
+        limit = int(max_s * 2 * VAD_RATE)
+        if len(self._buffer) > limit:
+            if link.session.vad is None:
+                link.error(
+                    f"input audio buffer over {max_s:.0f} s; its oldest audio was dropped",
+                    "input_audio_buffer_full",
+                    event_id=event_id,
+                )
+            del self._buffer[: len(self._buffer) - limit]
+        if link.session.vad is not None:
+            for ev in self.detector.feed(pcm):
+                await self._on_vad(ev)
+
+    def clear(self) -> None:
+        """``input_audio_buffer.clear``."""
+        self._buffer.clear()
+        self.detector.reset()
+        self._speech_item = None
+        self.link.send({"type": "input_audio_buffer.cleared"})
+
+    def commit(self, event_id: str | None) -> None:
+        """``input_audio_buffer.commit``: a user item, transcribed; no response."""
+        if _ms(len(self._buffer)) < MIN_COMMIT_MS:
+            self.link.error(
+                f"buffer too small: expected at least {MIN_COMMIT_MS} ms of audio, "
+                f"but the buffer has {_ms(len(self._buffer))} ms",
+                "input_audio_buffer_commit_empty",
+                event_id=event_id,
+            )
+            return
+        pcm = bytes(self._buffer)
+        self._buffer.clear()
+        self.detector.reset()  # the committed audio must not end a VAD turn later
+        item, self._speech_item = self._speech_item or rt.new_id("item"), None
+        self._commit(item, pcm, respond=False)
+
+    # -- server VAD -------------------------------------------------------------------
+    async def _on_vad(self, ev: VADEvent) -> None:
+        vad = self.link.session.vad
+        assert vad is not None
+        responder = self.responder
+        if ev.kind is Kind.SPEECH_START:
+            self._speech_item = rt.new_id("item")
+            self._sustained = False
+            p = self.detector.params
+            start = _ms(self._fed) - p.pre_roll_ms - p.speech_start_ms - FRAME_MS
+            self.link.send(
+                {
+                    "type": "input_audio_buffer.speech_started",
+                    "audio_start_ms": max(0, int(start)),
+                    "item_id": self._speech_item,
+                }
+            )
+        elif ev.kind is Kind.SUSTAINED:
+            # Barge-in after barge_in_ms of speech, as /ws does: a short "うん" cancels nothing.
+            self._sustained = True
+            resp = responder.current
+            if vad.interrupt_response and resp is not None and not resp.done:
+                await responder.cancel(resp, "turn_detected")
+        elif ev.kind is Kind.SPEECH_END:
+            item = self._speech_item or rt.new_id("item")
+            self._speech_item = None
+            self.link.send(
+                {
+                    "type": "input_audio_buffer.speech_stopped",
+                    "audio_end_ms": _ms(self._fed),
+                    "item_id": item,
+                }
+            )
+            self._buffer.clear()
+            turn = self.link.conversation.turn
+            # A reply already sent may still be playing at the client (the turn estimates it).
+            playing = turn is not None and turn.live and not turn.interrupted
+            short = not self._sustained
+            if vad.interrupt_response and short and (responder.responding() or playing):
+                return  # too short to interrupt the reply: a backchannel, as on /ws
+            respond = vad.create_response and not responder.responding()
+            self._commit(item, ev.audio, respond=respond)
+
+    # -- committed audio ---------------------------------------------------------------
+    def _commit(self, item_id: str, pcm: bytes, *, respond: bool) -> None:
+        self.link.send(
+            {
+                "type": "input_audio_buffer.committed",
+                "item_id": item_id,
+                "previous_item_id": self.link.last_item,
+            }
+        )
+        content = [{"type": "input_audio", "transcript": None}]
+        add_item(self.link, item_id, "user", content)
+        if respond:
+            self.responder.start(audio=pcm, user_item=item_id)
+        else:
+            self._transcribe(item_id, pcm)
+
+    def _transcribe(self, item_id: str, pcm: bytes) -> None:
+        """Transcripts of committed audio enter the history in commit order."""
+        previous = self.link.transcribing
+        self.link.transcribing = self.link.spawn(self._transcribe_item(item_id, pcm, previous))
+
+    async def _transcribe_item(
+        self, item_id: str, pcm: bytes, previous: asyncio.Task[None] | None
+    ) -> None:
+        link = self.link
+        try:
+            text = (await link.hub.upstreams.transcribe(pcm, link.conversation.language)).strip()
+        except UpstreamError as exc:
+            error = {"type": "server_error", "code": "asr_error", "message": exc.message}
+            link.send(
+                {
+                    "type": "conversation.item.input_audio_transcription.failed",
+                    "item_id": item_id,
+                    "content_index": 0,
+                    "error": error,
+                }
+            )
+            return
+        if previous is not None:
+            await asyncio.wait({previous})
+        if text:
+            link.conversation.history.append({"role": "user", "content": text})
+        link.send(
+            {
+                "type": "conversation.item.input_audio_transcription.completed",
+                "item_id": item_id,
+                "content_index": 0,
+                "transcript": text,
+                "usage": {"type": "duration", "seconds": round(len(pcm) / (2 * VAD_RATE), 3)},
+            }
+        )
