@@ -9,8 +9,11 @@ left when the stream ends is flushed.
 The first piece of a reply is special: the voice cannot start before it is
 synthesized, and synthesis time grows with its length. So, with
 ``first_clause_chars`` set, the first piece may also end at a clause comma
-(、，,) once it is that long; later pieces are whole sentences, which read
-more naturally.
+(、，,) once it is that long, or, in English, before a conjunction that opens
+a clause ("I am not sure | if I can come."), where a speaker may pause too.
+English replies of the embedded model often run 20+ words without a comma:
+waiting for the full stop cost a second of silence. Later pieces are whole
+sentences, which read more naturally.
 """
 
 from __future__ import annotations
@@ -23,6 +26,15 @@ _END = re.compile(
     r"""(?:[。．！？!?]+|…+|\.(?=\s|$))[」』）)\]"'”’]*|\n+""",
 )
 _CLAUSE = re.compile(r"[、，](?=.)|,(?=\s+\S)")
+# Before these words a clause begins; the cut needs the word and the space after it, so
+# "and" is not mistaken for the start of "android". Not "that"/"so"/"or": too often not
+# a clause ("that book", "so good").
+_CONJUNCTION = re.compile(
+    r"\s+(?=(?:and|but|because|if|when|while|which|who|where|although|though|since|unless|until)"
+    r"\s)",
+    re.IGNORECASE,
+)
+MIN_CLAUSE_WORDS = 3
 _CLOSERS = "」』）)]\"'”’"
 _QUOTATIVE = ("と", "って")
 
@@ -59,14 +71,32 @@ class SentenceSplitter:
 
     def _take_clause(self) -> str | None:
         """The first clause, if a long enough one ends before any sentence does."""
-        for match in _CLAUSE.finditer(self._buffer):
-            if _END.search(self._buffer, 0, match.start()):
+        for end in self._clause_ends():
+            if self._sentence_before(end):
                 return None  # a whole sentence comes first
-            if match.end() >= self.first_clause_chars:
-                piece = self._buffer[: match.end()].strip()
-                self._buffer = self._buffer[match.end() :].lstrip()
+            piece = self._buffer[:end].strip()
+            if end >= self.first_clause_chars and len(piece.split()) >= self._min_words(end):
+                self._buffer = self._buffer[end:].lstrip()
                 return piece
         return None
+
+    def _sentence_before(self, end: int) -> bool:
+        # "Mr." is too short to be a sentence of its own: it does not end the clause search.
+        return any(
+            len(self._buffer[: m.end()].strip()) >= self.min_chars
+            for m in _END.finditer(self._buffer, 0, end)
+        )
+
+    def _clause_ends(self) -> list[int]:
+        """Where the buffer may be cut: after a comma, or before a conjunction."""
+        ends = [m.end() for m in _CLAUSE.finditer(self._buffer)]
+        ends += [m.start() for m in _CONJUNCTION.finditer(self._buffer)]
+        return sorted(ends)
+
+    def _min_words(self, end: int) -> int:
+        # A comma is the writer's own pause; a conjunction cut needs a clause before it
+        # ("Yes and no" stays whole).
+        return 1 if self._buffer[end - 1 : end] in ("、", "，", ",") else MIN_CLAUSE_WORDS
 
     def _take_sentence(self) -> str | None:
         start = 0

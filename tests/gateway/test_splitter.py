@@ -66,3 +66,33 @@ def test_pieces_cover_the_text_in_order(text: str, cuts: list[int], clause: int)
     pieces = streamed(text, [c for c in cuts if c <= len(text)], first_clause_chars=clause)
     assert all(p.strip() for p in pieces)
     assert _squash("".join(pieces)) == _squash(text)
+
+
+def test_first_english_piece_may_end_before_a_conjunction() -> None:
+    text = "I am not sure if I can come. And you?"
+    assert split_sentences(text, first_clause_chars=8) == [
+        "I am not sure",
+        "if I can come.",
+        "And you?",
+    ]
+    long = "Mr. Dashwood had a sense of duty and he was kind to the people who were with him."
+    assert split_sentences(long, first_clause_chars=8) == [
+        "Mr. Dashwood had a sense of duty",
+        "and he was kind to the people who were with him.",
+    ]
+    # only the first piece; too short before the conjunction; not inside a word
+    assert split_sentences("Yes and no.", first_clause_chars=8) == ["Yes and no."]
+    assert split_sentences("I like the android app a lot.", first_clause_chars=8) == [
+        "I like the android app a lot."
+    ]
+    assert split_sentences("I am not sure if I can.", first_clause_chars=0) == [
+        "I am not sure if I can."
+    ]
+
+
+def test_conjunction_cut_waits_for_the_whole_word() -> None:
+    pieces = streamed("We went home and then slept.", [14, 15, 16, 17, 18], first_clause_chars=8)
+    assert pieces == ["We went home", "and then slept."]
+    assert streamed("We went home andromeda.", [16, 17], first_clause_chars=8) == [
+        "We went home andromeda."
+    ]
