@@ -107,6 +107,31 @@ async def modes(url: str, utts: list[Utterance], plan: Plan) -> dict[str, list[T
     return out
 
 
+LANGUAGES = {"ja": "Japanese", "en": "English"}
+
+
+def by_language(
+    by_mode: dict[str, list[TurnResult]], utts: list[Utterance]
+) -> list[dict[str, Any]]:
+    """The modes again, one language at a time: the clips are mostly English, and the two
+    languages' replies differ (Japanese goes to Kokoro, English to the fast espeak voice)."""
+    language = {u.name: u.language for u in utts}
+    rows = []
+    for code, name in LANGUAGES.items():
+        for mode, turns in by_mode.items():
+            mine = [t for t in turns if language.get(t.clip) == code]
+            if mine:
+                rows.append(summarise(f"{mode}, {name} only", mine, sessions=1))
+    return rows
+
+
+def ratio(rows: list[dict[str, Any]], language: str) -> float | None:
+    """Streaming over sequential median voice to voice, for one language's rows."""
+    v2v = {r["config"].split(",")[0]: r["v2v_median_s"] for r in rows if language in r["config"]}
+    s, q = v2v.get("streaming"), v2v.get("sequential")
+    return round(s / q, 3) if s and q else None
+
+
 async def level(url: str, utts: list[Utterance], n: int, plan: Plan) -> list[TurnResult]:
     """``n`` sessions start speaking together, round after round (a different clip each)."""
     turns: list[TurnResult] = []
@@ -173,6 +198,10 @@ def run(
             turns += _tag(ts, m)
         s, q = (r["v2v_median_s"] for r in res["modes"])
         res["ratio"] = round(s / q, 3) if s and q else None
+        res["by_language"] = by_language(by_mode, utts)
+        res["ratio_by_language"] = {
+            name: ratio(res["by_language"], name) for name in LANGUAGES.values()
+        }
         res["wall_s"]["modes"] = round(time.monotonic() - t0, 1)
 
         t0 = time.monotonic()

@@ -32,7 +32,8 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
 
 def _cascade(res: dict[str, Any]) -> list[dict[str, Any]]:
     # The sweep's one-session level is the streaming mode's own turns: listed once.
-    return res.get("modes", []) + [r for r in res.get("sweep", []) if r["sessions"] > 1]
+    modes = res.get("modes", []) + res.get("by_language", [])
+    return modes + [r for r in res.get("sweep", []) if r["sessions"] > 1]
 
 
 def markdown(res: dict[str, Any]) -> str:
@@ -58,7 +59,9 @@ def markdown(res: dict[str, Any]) -> str:
             "end-of-speech detection.",
             "",
             f"**Streaming / sequential median voice to voice: {_s(res.get('ratio'))}** "
-            "(target <= 0.5).",
+            "(target <= 0.5); "
+            + "; ".join(f"{k} only: {_s(v)}" for k, v in res.get("ratio_by_language", {}).items())
+            + ".",
         ]
         out += ["", "### Where the time goes (medians, seconds; they add up to about v2v)", ""]
         head = ["config"] + [STAGE_NAMES[k] for k in STAGES] + ["voice to voice"]

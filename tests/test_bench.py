@@ -78,6 +78,14 @@ def test_bench_runs_end_to_end_and_writes_its_results(
         assert row["detect_median_s"] > 0
         assert row["stages_median_s"]["asr"] is not None
     assert res["ratio"] is not None
+    # one row per mode and language present (these clips are English only)
+    assert [r["config"] for r in res["by_language"]] == [
+        "streaming, English only",
+        "sequential, English only",
+    ]
+    assert [r["turns"] for r in res["by_language"]] == [len(utts), len(utts)]
+    assert res["ratio_by_language"]["English"] is not None
+    assert res["ratio_by_language"]["Japanese"] is None
     assert [r["sessions"] for r in res["sweep"]] == [1, 2]
     assert res["sweep"][1]["turns"] == 2
 
