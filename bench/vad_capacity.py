@@ -7,18 +7,24 @@ thread: a core keeps up with N while processing a second of every stream's
 audio takes under a second. Time is this process's CPU time, not wall time:
 on a shared machine the wall clock also counts other people's work.
 
-For comparison, the same model through ``SileroVAD.run_batch`` (one call for
-all streams' frames per 32 ms tick), which the gateway does not use today.
+The same through :class:`gateway.vad.VADBatcher`, the shared worker thread
+that ``/ws`` connections use (``/v1/realtime`` still feeds its detector
+itself): every stream's client frame of a tick is fed at once, so the worker
+batches them all (process CPU time, both threads). For comparison, the bare
+model through ``SileroVAD.run_batch``, one call for all streams' frames per
+32 ms tick: the floor of what batching can reach.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from gateway.vad import TurnDetector
+from gateway.vad import TurnDetector, VADBatcher
 from services.common.vad import FRAME, SAMPLE_RATE, SileroVAD
 
 CLIENT_FRAME = 1280  # bytes
@@ -26,19 +32,41 @@ FRAMES_PER_S = SAMPLE_RATE * 2 / CLIENT_FRAME  # 25 client frames per second of 
 MAX_STREAMS = 4096
 
 
+def client_frames(pcm: bytes, streams: int, audio_s: float) -> Iterator[list[bytes]]:
+    """Per tick, each stream's client frame; each stream starts at a different point of
+    the speech, like unrelated users."""
+    span = len(pcm) - int(audio_s * SAMPLE_RATE * 2) - CLIENT_FRAME
+    offsets = [(i * 7919 * CLIENT_FRAME) % max(1, span) // 2 * 2 for i in range(streams)]
+    for k in range(0, int(audio_s * FRAMES_PER_S) * CLIENT_FRAME, CLIENT_FRAME):
+        yield [pcm[off + k : off + k + CLIENT_FRAME] for off in offsets]
+
+
 def per_stream_cost(model: SileroVAD, pcm: bytes, streams: int, audio_s: float) -> float:
     """CPU seconds to run ``streams`` TurnDetectors over ``audio_s`` seconds each."""
     detectors = [TurnDetector(model) for _ in range(streams)]
-    # Each stream starts at a different point of the speech, like unrelated users.
-    span = len(pcm) - int(audio_s * SAMPLE_RATE * 2) - CLIENT_FRAME
-    offsets = [(i * 7919 * CLIENT_FRAME) % max(1, span) // 2 * 2 for i in range(streams)]
-    frames = int(audio_s * FRAMES_PER_S)
     t0 = time.process_time()
-    for k in range(frames):
-        for d, off in zip(detectors, offsets, strict=True):
-            start = off + k * CLIENT_FRAME
-            d.feed(pcm[start : start + CLIENT_FRAME])
+    for tick in client_frames(pcm, streams, audio_s):
+        for d, frame in zip(detectors, tick, strict=True):
+            d.feed(frame)
     return time.process_time() - t0
+
+
+def batcher_cost(model: SileroVAD, pcm: bytes, streams: int, audio_s: float) -> float:
+    """CPU seconds (all threads) to run ``streams`` TurnDetectors through one VADBatcher."""
+
+    async def run() -> float:
+        batcher = VADBatcher(model)
+        batcher.start()
+        detectors = [TurnDetector(model) for _ in range(streams)]
+        t0 = time.process_time()
+        for tick in client_frames(pcm, streams, audio_s):
+            feeds = [batcher.feed(d, frame) for d, frame in zip(detectors, tick, strict=True)]
+            await asyncio.gather(*feeds)
+        spent = time.process_time() - t0
+        await batcher.aclose()
+        return spent
+
+    return asyncio.run(run())
 
 
 def batched_cost(model: SileroVAD, pcm: bytes, streams: int, audio_s: float) -> float:
@@ -86,6 +114,7 @@ def measure(pcm: bytes, audio_s: float = 2.0) -> dict[str, Any]:
     probe = per_stream_cost(model, pcm, 32, audio_s)
     model_frames = 32 * audio_s * SAMPLE_RATE / FRAME
     single = capacity(per_stream_cost, model, pcm, audio_s)
+    batcher = capacity(batcher_cost, model, pcm, audio_s)
     batched = capacity(batched_cost, model, pcm, audio_s)
     return {
         "per_model_frame_us": round(probe / model_frames * 1e6, 1),  # 512 samples, 32 ms
@@ -93,6 +122,10 @@ def measure(pcm: bytes, audio_s: float = 2.0) -> dict[str, Any]:
         "streams_per_core": single["streams"],
         "check_at_streams_per_core": single["check_cpu_s_per_audio_s"],
         "curve": single["cpu_s_per_audio_s"],
+        # /ws's path: TurnDetectors through the shared VADBatcher worker
+        "batcher_streams_per_core": batcher["streams"],
+        "batcher_check": batcher["check_cpu_s_per_audio_s"],
+        "batcher_curve": batcher["cpu_s_per_audio_s"],
         "batched_streams_per_core": batched["streams"],
         # the fitted cost of one more stream's frame inside a batch
         "batched_per_model_frame_us": round(

@@ -58,10 +58,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         hub = Hub(settings, upstreams)
+        hub.vad_batcher.start()
         app.state.hub = hub
         yield
         for turn in list(hub.turns):
             await turn.cancel()
+        await hub.vad_batcher.aclose()
         await hub.upstreams.aclose()
 
     app = FastAPI(

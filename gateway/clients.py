@@ -10,10 +10,12 @@ to the client as an ``error`` event.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -28,6 +30,12 @@ logger = logging.getLogger(__name__)
 # short enough that a restarted service is back in the rotation within a turn or two.
 FAILED_URL_COOLDOWN_S = 10.0
 BUSY = 503  # a service's inference queue is full (ServiceBusy)
+# Idle upstream connections are dropped before the services' own keep-alive timeout
+# (uvicorn's 5 s): reusing one the server is closing right then would fail a request.
+KEEPALIVE_S = 4.0
+# After an event stream's [DONE], how long to wait for the end of its body (normally there
+# at once); reading it lets the connection be reused instead of closed.
+STREAM_END_WAIT_S = 1.0
 
 
 class UpstreamError(Exception):
@@ -42,6 +50,15 @@ def _error_text(response: httpx.Response) -> str:
         return str(response.json()["error"]["message"])
     except (ValueError, KeyError, TypeError):
         return f"HTTP {response.status_code}"
+
+
+async def _read_to_end(rest: AsyncIterator[str]) -> None:
+    """Read what is left of a streamed body. httpx closes a connection whose response was
+    not read to its end: without this every turn's LLM stream cost a new connection."""
+    with contextlib.suppress(httpx.HTTPError, TimeoutError):
+        async with asyncio.timeout(STREAM_END_WAIT_S):
+            async for _ in rest:
+                pass
 
 
 class Stage:
@@ -96,8 +113,12 @@ class Stage:
 class Upstreams:
     def __init__(self, settings: GatewaySettings, client: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
+        # Keep every connection a burst opened (until KEEPALIVE_S idle): a pool capped below
+        # the connections in use closes them on release and opens new ones on the next turn.
         self.client = client or httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
+            limits=httpx.Limits(
+                max_connections=200, max_keepalive_connections=200, keepalive_expiry=KEEPALIVE_S
+            )
         )
         self.asr = Stage("asr", settings.asr_urls, settings.asr_token, settings.asr_timeout_s)
         self.llm = Stage("llm", settings.llm_urls, settings.llm_token, settings.llm_timeout_s)
@@ -181,11 +202,13 @@ class Upstreams:
                     if r.status_code >= 400:
                         await r.aread()
                         raise UpstreamError(stage.name, _error_text(r))
-                    async for line in r.aiter_lines():
+                    lines = r.aiter_lines()
+                    async for line in lines:
                         if not line.startswith("data:"):
                             continue
                         data = line[5:].strip()
                         if data == "[DONE]":
+                            await _read_to_end(lines)
                             return
                         event = json.loads(data)
                         if "error" in event:

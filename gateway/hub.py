@@ -13,7 +13,7 @@ from services.common.vad import SileroVAD
 from .clients import Upstreams
 from .settings import GatewaySettings
 from .turn import Turn
-from .vad import TurnParams
+from .vad import TurnParams, VADBatcher
 
 _VOICE_NAME = re.compile(r"^[\w\-]{1,64}$")
 _LATENCY_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 20, 30)
@@ -40,6 +40,9 @@ class Hub:
     def __init__(self, settings: GatewaySettings, upstreams: Upstreams | None = None) -> None:
         self.settings = settings
         self.vad = SileroVAD()
+        # One worker runs all /ws connections' VAD frames, batched, off the event loop;
+        # started and stopped by the app's lifespan.
+        self.vad_batcher = VADBatcher(self.vad)
         self.turn_params = TurnParams(
             threshold=settings.vad_threshold,
             speech_start_ms=settings.speech_start_ms,

@@ -22,6 +22,7 @@ class FrameSender:
         self.limit = limit
         self.closed = False
         self._queue: asyncio.Queue[tuple[str, asyncio.Future[bool] | None]] = asyncio.Queue()
+        self._writing = asyncio.Lock()  # one frame at a time, from the writer or put_and_wait
 
     def put(self, text: str, done: asyncio.Future[bool] | None = None) -> None:
         """Queue a frame; ``done`` (if any) gets True once written, False if never."""
@@ -36,6 +37,16 @@ class FrameSender:
 
     async def put_and_wait(self, text: str) -> bool:
         """Queue a frame and wait until it is written; False if the socket is gone."""
+        if not self.closed and self._queue.empty() and not self._writing.locked():
+            # Nothing ahead of it: write it from here. Two trips through the writer task
+            # cost more than the write itself when the event loop is busy.
+            async with self._writing:
+                try:
+                    await self.ws.send_text(text)
+                except Exception:
+                    self.closed = True
+                    return False
+            return True
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.put(text, done)
         return await done
@@ -46,7 +57,8 @@ class FrameSender:
             while True:
                 text, done = await self._queue.get()
                 try:
-                    await self.ws.send_text(text)
+                    async with self._writing:
+                        await self.ws.send_text(text)
                 except BaseException:
                     # CancelledError too (the socket closed mid-send): a turn awaiting this
                     # frame would otherwise wait forever and never be cleaned up.

@@ -21,7 +21,7 @@ from .conversation import Conversation, clean_history
 from .events import StartSession, TurnEvent, UserMessage
 from .sender import FrameSender
 from .turn import Turn
-from .vad import Kind, TurnDetector
+from .vad import Kind, TurnDetector, VADStopped
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -37,6 +37,7 @@ class Connection:
         self._out = FrameSender(ws, SEND_QUEUE_LIMIT)
         self.conversation: Conversation | None = None
         self.detector = TurnDetector(hub.vad, hub.turn_params)
+        self._vad_failing = False
         self.client = ws.client.host if ws.client else "?"
 
     @property
@@ -82,6 +83,7 @@ class Connection:
             pass
         finally:
             self._out.closed = True
+            self.hub.vad_batcher.discard(self.detector)
             conv = self.conversation
             if conv is not None and conv.turn is not None:
                 conv.turn.detach(self)
@@ -184,7 +186,20 @@ class Connection:
             self._error(f"audio frame too large ({len(data)} bytes)")
             return
         conv = self._ensure_conversation()
-        for ev in self.detector.feed(data):
+        try:
+            found = await self.hub.vad_batcher.feed(self.detector, data)
+        except VADStopped:
+            return  # the gateway is shutting down
+        except Exception:
+            if not self._vad_failing:  # once, not for every frame while it lasts
+                logger.exception("VAD failed; this connection's audio starts over")
+                self._error("voice activity detection failed", stage="vad")
+            self._vad_failing = True
+            self.hub.vad_batcher.discard(self.detector)
+            self.detector = TurnDetector(self.hub.vad, self.hub.turn_params)
+            return
+        self._vad_failing = False
+        for ev in found:
             turn = conv.turn
             if ev.kind is Kind.SPEECH_START:
                 self.send(events.user_speech_start())

@@ -10,10 +10,13 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import SecretStr
 
 from gateway.clients import Stage, UpstreamError, Upstreams
 from gateway.settings import GatewaySettings
+from tests.servers import serve
 
 pytestmark = pytest.mark.anyio
 
@@ -162,3 +165,33 @@ async def test_chat_stream_lost_mid_reply_is_an_error_not_a_repeat() -> None:
             pieces.append(piece)
     assert pieces == ["こん"] and len(asked) == 1
     await up.aclose()
+
+
+async def test_a_finished_stream_leaves_its_connection_for_the_next_request() -> None:
+    # Over real HTTP: a response not read to its end makes httpx close the connection,
+    # and each turn then paid for a new one.
+    ports: list[int] = []
+    app = FastAPI()
+
+    @app.post("/chat/stream")
+    async def chat(request: Request) -> StreamingResponse:
+        assert request.client is not None
+        ports.append(request.client.port)
+        events = ['{"delta": "はい。"}', '{"finish_reason": "stop"}', "[DONE]"]
+        return StreamingResponse(iter([sse(e) for e in events]), media_type="text/event-stream")
+
+    @app.post("/synthesize")
+    async def synthesize(request: Request) -> Response:
+        assert request.client is not None
+        ports.append(request.client.port)
+        return Response(b"RIFF", media_type="audio/wav")
+
+    with serve(app) as url:
+        up = Upstreams(GatewaySettings(asr_urls=[url], llm_urls=[url], tts_urls=[url]))
+        for _ in range(3):
+            assert [d async for d in up.chat_stream([{"role": "user", "content": "x"}], 8)] == [
+                "はい。"
+            ]
+            assert await up.synthesize("はい。", None) == b"RIFF"
+        await up.aclose()
+    assert len(ports) == 6 and len(set(ports)) == 1  # one connection, kept alive
