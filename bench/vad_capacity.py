@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from gateway.vad import TurnDetector, VADBatcher
+from gateway.vad import TurnDetector
+from gateway.vad_batcher import VADBatcher
 from services.common.vad import FRAME, SAMPLE_RATE, SileroVAD
 
 CLIENT_FRAME = 1280  # bytes

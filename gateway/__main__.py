@@ -41,6 +41,9 @@ def serve(settings: GatewaySettings, app: Any = None) -> None:
         log_config=None,
         ws_max_size=settings.max_message_bytes,
         ws_ping_interval=20,
+        # A sentence's WAV is ~0.3 MB of JSON: compressing it took ~10 ms of the event loop
+        # per sentence (and every audio frame in was inflated), for a local network.
+        ws_per_message_deflate=False,
         timeout_graceful_shutdown=3,
     )
 

@@ -31,8 +31,10 @@ logger = logging.getLogger(__name__)
 FAILED_URL_COOLDOWN_S = 10.0
 BUSY = 503  # a service's inference queue is full (ServiceBusy)
 # Idle upstream connections are dropped before the services' own keep-alive timeout
-# (uvicorn's 5 s): reusing one the server is closing right then would fail a request.
-KEEPALIVE_S = 4.0
+# (75 s, services.common.server; uvicorn's default is 5 s): reusing one the server is
+# closing right then would fail a request. A turn a minute after the last one still
+# finds its connections open.
+KEEPALIVE_S = 60.0
 # After an event stream's [DONE], how long to wait for the end of its body (normally there
 # at once); reading it lets the connection be reused instead of closed.
 STREAM_END_WAIT_S = 1.0

@@ -13,7 +13,8 @@ from services.common.vad import SileroVAD
 from .clients import Upstreams
 from .settings import GatewaySettings
 from .turn import Turn
-from .vad import TurnParams, VADBatcher
+from .vad import TurnParams
+from .vad_batcher import VADBatcher
 
 _VOICE_NAME = re.compile(r"^[\w\-]{1,64}$")
 _LATENCY_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 20, 30)

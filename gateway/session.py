@@ -21,7 +21,8 @@ from .conversation import Conversation, clean_history
 from .events import StartSession, TurnEvent, UserMessage
 from .sender import FrameSender
 from .turn import Turn
-from .vad import Kind, TurnDetector, VADStopped
+from .vad import Kind, TurnDetector
+from .vad_batcher import VADStopped
 
 if TYPE_CHECKING:
     from .hub import Hub

@@ -15,6 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic_settings import BaseSettings
 
+KEEPALIVE_S = 75  # idle HTTP connections are kept this long
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 logger = logging.getLogger(__name__)
 
@@ -135,4 +136,7 @@ def main(
         log_level=settings.log_level,  # type: ignore[attr-defined]
         log_config=None,  # keep our format
         timeout_graceful_shutdown=3,
+        # The gateway keeps its connections for a minute between turns (clients.KEEPALIVE_S);
+        # uvicorn's 5 s default made most turns open new ones.
+        timeout_keep_alive=KEEPALIVE_S,
     )

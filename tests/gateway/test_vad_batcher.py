@@ -14,7 +14,8 @@ from bench.fakes import FakeBehaviour, create_fake_services
 from bench.wsclient import WSClient, speech_pcm
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from gateway.vad import FRAME_BYTES, Kind, TurnDetector, VADBatcher, VADStopped
+from gateway.vad import FRAME_BYTES, Kind, TurnDetector
+from gateway.vad_batcher import VADBatcher, VADStopped
 from services.common.vad import SileroVAD, VADStream
 from tests.reliability import test_pcm_buffering as synchronous_tests
 from tests.servers import serve
