@@ -40,6 +40,7 @@ class FakeBehaviour:
     fail: set[str] = field(default_factory=set)  # stages answering 500
     # what was seen, for assertions
     asr_calls: int = 0
+    asr_bytes: list[int] = field(default_factory=list)  # each request's body size
     chat_bodies: list[dict] = field(default_factory=list)
     tts_texts: list[str] = field(default_factory=list)
     pieces_sent: int = 0
@@ -69,7 +70,7 @@ def create_fake_services(b: FakeBehaviour) -> FastAPI:
 
     @app.post("/transcribe", response_model=None)
     async def transcribe(request: Request) -> Response | dict:
-        await request.body()
+        b.asr_bytes.append(len(await request.body()))
         b.asr_calls += 1
         if b.asr_delay_s:
             await asyncio.sleep(b.asr_delay_s)

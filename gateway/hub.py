@@ -28,6 +28,12 @@ class Metrics:
         self.turns = PromCounter("koe_turns", "Turns started", ["kind"], registry=r)
         self.interrupted = PromCounter("koe_turns_interrupted", "Turns cut by barge-in", registry=r)
         self.errors = PromCounter("koe_turn_errors", "Turns that failed", ["stage"], registry=r)
+        self.speculations = PromCounter(
+            "koe_speculative_asr",
+            "Transcriptions started before the turn's end: used, or dropped as speech resumed",
+            ["outcome"],
+            registry=r,
+        )
         self.latency = Histogram(
             "koe_turn_latency_seconds",
             "From end of user speech (or a typed message) to each milestone",
@@ -51,6 +57,7 @@ class Hub:
             pre_roll_ms=settings.pre_roll_ms,
             barge_in_ms=settings.barge_in_ms,
             max_utterance_s=settings.max_utterance_s,
+            pause_ms=settings.speculative_asr_ms,
         )
         self.upstreams = upstreams or Upstreams(settings)
         self.turns: set[Turn] = set()

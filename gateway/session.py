@@ -39,6 +39,8 @@ class Connection:
         self.conversation: Conversation | None = None
         self.detector = TurnDetector(hub.vad, hub.turn_params)
         self._vad_failing = False
+        # A transcription started at a pause in the user's speech (see _on_audio).
+        self._speculation: asyncio.Task[str] | None = None
         self.client = ws.client.host if ws.client else "?"
 
     @property
@@ -85,6 +87,7 @@ class Connection:
         finally:
             self._out.closed = True
             self.hub.vad_batcher.discard(self.detector)
+            self._drop_speculation()
             conv = self.conversation
             if conv is not None and conv.turn is not None:
                 conv.turn.detach(self)
@@ -202,19 +205,59 @@ class Connection:
         self._vad_failing = False
         for ev in found:
             turn = conv.turn
+            # Whether the end of this speech would start a turn: not while the assistant
+            # talks, unless the user has interrupted it.
+            starts_turn = turn is None or not turn.live or turn.interrupted
             if ev.kind is Kind.SPEECH_START:
                 self.send(events.user_speech_start())
             elif ev.kind is Kind.SUSTAINED:
                 if turn is not None and turn.live:
                     await turn.interrupt()
+            elif ev.kind is Kind.PAUSE:
+                if starts_turn:
+                    self._speculate(ev.audio, conv.language)
+            elif ev.kind is Kind.RESUME:
+                self._drop_speculation()
             elif ev.kind is Kind.SPEECH_END:
                 self.send(events.user_speech_end())
-                if turn is not None and turn.live and not turn.interrupted:
+                if not starts_turn:
                     # Too short to interrupt ("うん" while the assistant talks): a backchannel.
+                    self._drop_speculation()
                     continue
-                await self._start_turn(audio=ev.audio)
+                await self._start_turn(audio=ev.audio, transcript=self._take_speculation())
 
-    async def _start_turn(self, *, audio: bytes | None = None, text: str | None = None) -> None:
+    # -- speculative ASR ------------------------------------------------------------
+    def _speculate(self, audio: bytes, language: str) -> None:
+        """Transcribe the turn so far now; the turn's end (and the ASR's answer) may
+        follow within the end-of-turn wait, which then no longer adds to the latency."""
+        self._drop_speculation()
+        task = asyncio.create_task(
+            self.hub.upstreams.transcribe(audio, language), name="asr-speculative"
+        )
+        # A dropped task's error is nobody's: retrieve it so asyncio does not log it.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self._speculation = task
+
+    def _drop_speculation(self) -> None:
+        """Speech went on (or the socket closed): the transcript would miss words."""
+        if self._speculation is not None:
+            self._speculation.cancel()
+            self._speculation = None
+            self.hub.metrics.speculations.labels("dropped").inc()
+
+    def _take_speculation(self) -> asyncio.Task[str] | None:
+        task, self._speculation = self._speculation, None
+        if task is not None:
+            self.hub.metrics.speculations.labels("used").inc()
+        return task
+
+    async def _start_turn(
+        self,
+        *,
+        audio: bytes | None = None,
+        text: str | None = None,
+        transcript: asyncio.Task[str] | None = None,
+    ) -> None:
         conv = self._ensure_conversation()
         if conv.turn is not None and not conv.turn.finished:
             await conv.turn.interrupt()
@@ -224,6 +267,7 @@ class Connection:
             self.hub.upstreams,
             audio=audio,
             text=text,
+            transcript=transcript,
             language=conv.language,
             max_tokens=s.max_tokens,
             first_clause_chars=s.first_clause_chars,

@@ -86,6 +86,7 @@ class Turn:
         *,
         audio: bytes | None = None,
         text: str | None = None,
+        transcript: asyncio.Task[str] | None = None,
         language: str = "ja",
         max_tokens: int = 160,
         first_clause_chars: int = 0,
@@ -96,6 +97,8 @@ class Turn:
         self.conversation = conversation
         self.upstreams = upstreams
         self.audio = audio
+        # The audio's transcription, if it was started before the turn (speculative ASR).
+        self._transcript = transcript
         self.user_text = text or ""
         self.language = language
         self.max_tokens = max_tokens
@@ -174,6 +177,8 @@ class Turn:
         ]
 
     async def cancel(self) -> None:
+        if self._transcript is not None:
+            self._transcript.cancel()  # not awaited yet if _produce never ran
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -205,8 +210,11 @@ class Turn:
     # -- production: ASR -> LLM -> sentences -> TTS --------------------------
     async def _produce(self) -> None:
         try:
-            if self.audio is not None:
+            if self._transcript is not None:
+                self.user_text = await self._transcript
+            elif self.audio is not None:
                 self.user_text = await self.upstreams.transcribe(self.audio, self.language)
+            if self.audio is not None:
                 self.metrics.mark("transcript")
                 if not self.user_text.strip():
                     logger.info("no speech recognised; turn dropped")

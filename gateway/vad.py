@@ -5,6 +5,9 @@ odd lengths must work too): bytes are buffered until whole 512-sample frames
 exist. A turn starts after ``speech_start_ms`` of continuous speech and ends
 after ``silence_end_ms`` of silence; the utterance handed to ASR includes
 ``pre_roll_ms`` of audio before the start, where quiet word onsets hide.
+With ``pause_ms`` set, a shorter silence inside a turn is reported as PAUSE
+(with the audio so far) and speech after it as RESUME: the gateway transcribes
+at the PAUSE, speculatively, and keeps the result if the silence ends the turn.
 
 :meth:`TurnDetector.feed` runs the model on the caller's thread. The gateway's
 connections go through :class:`gateway.vad_batcher.VADBatcher` instead, which
@@ -29,6 +32,8 @@ class Kind(Enum):
     SPEECH_START = "speech_start"
     SPEECH_END = "speech_end"
     SUSTAINED = "sustained"  # speech went on for barge_in_ms: enough to interrupt a reply
+    PAUSE = "pause"  # pause_ms of silence in a turn: it may be ending (audio: the turn so far)
+    RESUME = "resume"  # speech again after a PAUSE: the turn was not ending there
 
 
 @dataclass
@@ -45,6 +50,7 @@ class TurnParams:
     pre_roll_ms: int = 300
     barge_in_ms: int = 300
     max_utterance_s: float = 30.0
+    pause_ms: int = 0  # > 0 and < silence_end_ms: report PAUSE/RESUME (speculative ASR)
 
 
 def _frames(ms: float) -> int:
@@ -65,6 +71,9 @@ class TurnDetector:
         self._end_frames = _frames(p.silence_end_ms)
         self._sustain_frames = _frames(p.barge_in_ms)
         self._max_frames = _frames(p.max_utterance_s * 1000)
+        pause = _frames(p.pause_ms) if p.pause_ms > 0 else 0
+        self._pause_frames = pause if pause < self._end_frames else 0
+        self._paused = False  # a PAUSE was reported in this run of silence
         self._history: deque[bytes] = deque(maxlen=_frames(p.pre_roll_ms) + self._start_frames)
         self._utterance: list[bytes] = []
         self.in_speech = False
@@ -105,6 +114,9 @@ class TurnDetector:
         self._utterance.append(frame)
         events = []
         if speech:
+            if self._paused:
+                self._paused = False
+                events.append(VADEvent(Kind.RESUME))
             self._silence_run = 0
             self._speech_run += 1
             if not self._sustained_sent and self._speech_run >= self._sustain_frames:
@@ -118,8 +130,14 @@ class TurnDetector:
         if self._silence_run >= self._end_frames or len(self._utterance) >= self._max_frames:
             events.append(VADEvent(Kind.SPEECH_END, b"".join(self._utterance)))
             self.in_speech = False
+            self._paused = False
             self._utterance = []
             self._speech_run = 0
+        elif self._silence_run == self._pause_frames and self._pause_frames:
+            # The audio so far, for a transcription that is used if this silence turns out
+            # to end the turn; the frames after it are silence, which ASR does not need.
+            self._paused = True
+            events.append(VADEvent(Kind.PAUSE, b"".join(self._utterance)))
         return events
 
     def reset(self) -> None:
@@ -129,4 +147,5 @@ class TurnDetector:
         self._history.clear()
         self._utterance = []
         self.in_speech = False
+        self._paused = False
         self._speech_run = self._silence_run = 0

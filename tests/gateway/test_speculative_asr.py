@@ -1,0 +1,125 @@
+"""Speculative ASR: transcribing at a pause in the user's speech, before the turn's end is sure.
+
+The gateway's VAD is deterministic, so what it sends to ASR can be checked to
+the byte: with speculation, the transcribed audio ends at the pause (64 ms of
+silence), not at the turn's end (200 ms): four 32 ms frames shorter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from bench.fakes import FakeBehaviour, create_fake_services
+from bench.wsclient import WSClient, speech_pcm
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from gateway.vad import FRAME_BYTES, Kind, TurnDetector, TurnParams
+from services.common.vad import SileroVAD
+from tests.servers import serve
+
+
+@pytest.fixture
+def fake() -> FakeBehaviour:
+    return FakeBehaviour(asr_delay_s=0.05)
+
+
+@pytest.fixture
+def fake_url(fake: FakeBehaviour) -> Iterator[str]:
+    with serve(create_fake_services(fake)) as url:
+        yield url
+
+
+def run_turn(fake_url: str, pcm: bytes, speculative_asr_ms: int) -> tuple[list[dict], str]:
+    settings = GatewaySettings(
+        asr_urls=[fake_url],
+        llm_urls=[fake_url],
+        tts_urls=[fake_url],
+        speculative_asr_ms=speculative_asr_ms,
+    )
+    with serve(create_app(settings)) as url:
+        c = WSClient(url.replace("http", "ws") + "/ws")
+        c.start()
+        c.stream(pcm, realtime=False)
+        got = c.until("turnMetrics")
+        metrics = httpx.get(url + "/metrics").text
+    return got, metrics
+
+
+def counted(metrics: str, outcome: str) -> float:
+    m = re.search(rf'koe_speculative_asr_total{{outcome="{outcome}"}} (\S+)', metrics)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_turn_uses_the_transcription_started_at_the_pause(
+    fake_url: str, fake: FakeBehaviour, jsut_wav: Path
+) -> None:
+    pcm = speech_pcm(jsut_wav)
+    got, metrics = run_turn(fake_url, pcm, speculative_asr_ms=0)
+    assert [e["event"] for e in got][:3] == [
+        "userSpeechStart",
+        "userSpeechEnd",
+        "userSpeechTranscript",
+    ]
+    whole = fake.asr_bytes[-1]
+    assert counted(metrics, "used") == 0
+    fake.asr_bytes.clear()
+
+    got, metrics = run_turn(fake_url, pcm, speculative_asr_ms=64)
+    assert [e["event"] for e in got][:3] == [
+        "userSpeechStart",
+        "userSpeechEnd",
+        "userSpeechTranscript",
+    ]
+    assert got[2]["transcript"] == fake.transcript
+    assert counted(metrics, "used") == 1
+    # the transcription the turn used is the one of the audio up to the pause
+    assert fake.asr_bytes[-1] == whole - 4 * FRAME_BYTES
+    # and only one transcription ran after the end of the speech
+    assert counted(metrics, "dropped") == len(fake.asr_bytes) - 1
+
+
+def test_speech_after_the_pause_drops_the_speculation(
+    fake_url: str, fake: FakeBehaviour, jsut_wav: Path, tmp_path: Path
+) -> None:
+    audio, rate = sf.read(jsut_wav, dtype="float32")
+    speech = soxr.resample(audio, rate, 16000)
+    gap = np.zeros(int(16000 * 0.13), np.float32)  # longer than 64 ms, shorter than 200 ms
+    half = len(speech) // 2
+    joined = np.concatenate([speech[:half], gap, speech[half:]])
+    path = tmp_path / "jsut-with-gap.wav"
+    sf.write(path, joined, 16000)
+    pcm = speech_pcm(path)
+
+    got, metrics = run_turn(fake_url, pcm, speculative_asr_ms=64)
+    assert [e["event"] for e in got].count("userSpeechTranscript") == 1
+    assert counted(metrics, "dropped") >= 1 and counted(metrics, "used") == 1
+    # the transcription used holds both halves: at least the gap and the speech after it
+    assert fake.asr_bytes[-1] > (half + len(gap)) * 2
+
+
+def test_detector_reports_pause_and_resume() -> None:
+    params = TurnParams(speech_start_ms=64, silence_end_ms=192, pause_ms=64)
+    d = TurnDetector(SileroVAD(), params)
+    frame = b"\0" * FRAME_BYTES
+
+    def kinds(probs: list[float]) -> list[Kind]:
+        return [e.kind for p in probs for e in d.step(frame, p)]
+
+    assert kinds([0.9, 0.9]) == [Kind.SPEECH_START]
+    assert kinds([0.1, 0.1]) == [Kind.PAUSE]  # 64 ms of silence
+    assert kinds([0.9]) == [Kind.RESUME]
+    assert kinds([0.1, 0.1, 0.1, 0.1, 0.1, 0.1]) == [Kind.PAUSE, Kind.SPEECH_END]
+    # off by default, and useless (so off) at or past the end-of-turn silence
+    for pause in (0, 192, 300):
+        d = TurnDetector(
+            SileroVAD(), TurnParams(speech_start_ms=64, silence_end_ms=192, pause_ms=pause)
+        )
+        assert kinds([0.9, 0.9] + [0.1] * 6) == [Kind.SPEECH_START, Kind.SPEECH_END]
