@@ -7,12 +7,12 @@ thread: a core keeps up with N while processing a second of every stream's
 audio takes under a second. Time is this process's CPU time, not wall time:
 on a shared machine the wall clock also counts other people's work.
 
-The same through :class:`gateway.vad.VADBatcher`, the shared worker thread
-that ``/ws`` connections use (``/v1/realtime`` still feeds its detector
-itself): every stream's client frame of a tick is fed at once, so the worker
-batches them all (process CPU time, both threads). For comparison, the bare
-model through ``SileroVAD.run_batch``, one call for all streams' frames per
-32 ms tick: the floor of what batching can reach.
+The same through :class:`gateway.vad_batcher.VADBatcher`, the shared worker
+thread that ``/ws`` and ``/v1/realtime`` connections use: every stream's
+client frame of a tick is fed at once, so the worker batches them all
+(process CPU time, both threads). For comparison, the bare model through
+``SileroVAD.run_batch``, one call for all streams' frames per 32 ms tick:
+the floor of what batching can reach.
 """
 
 from __future__ import annotations

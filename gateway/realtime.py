@@ -76,6 +76,7 @@ class RealtimeConnection:
             pass
         finally:
             link.out.closed = True
+            self.input.close()
             for task in link.tasks:
                 task.cancel()
             turn = link.conversation.turn

@@ -3,7 +3,9 @@
 Audio is resampled to 16 kHz for the shared Silero
 :class:`~gateway.vad.TurnDetector` and the ASR. With server VAD (the
 session's ``turn_detection``) the detector ends utterances and may start or
-cancel a response; with ``turn_detection: null`` the client commits the
+cancel a response; its frames run on the hub's shared
+:class:`~gateway.vad_batcher.VADBatcher`, as ``/ws``'s do, not on the event
+loop. With ``turn_detection: null`` the client commits the
 buffer itself. Committed audio becomes a user item: a response started by it
 transcribes it within its turn; otherwise it is transcribed here.
 """
@@ -14,6 +16,7 @@ import asyncio
 import base64
 import binascii
 import dataclasses
+import logging
 
 from . import realtime_events as rt
 from .clients import UpstreamError
@@ -22,7 +25,9 @@ from .realtime_items import add_item
 from .realtime_link import RealtimeLink
 from .realtime_responder import Responder
 from .vad import FRAME_MS, Kind, TurnDetector, VADEvent
+from .vad_batcher import VADStopped
 
+logger = logging.getLogger(__name__)
 MIN_COMMIT_MS = 100  # as the API: a shorter buffer cannot be committed
 
 
@@ -42,6 +47,7 @@ class InputAudio:
         self._fed = 0  # 16 kHz bytes received this session (for audio_*_ms)
         self._speech_item: str | None = None
         self._sustained = False  # the current utterance went on for barge_in_ms
+        self._vad_failing = False  # the last feed failed: report a failure once, not per frame
 
     def _detector(self) -> TurnDetector:
         """The server's turn parameters, with the session's turn_detection over them."""
@@ -63,8 +69,18 @@ class InputAudio:
         if new.input_rate != old.input_rate:
             self.resampler = InputResampler(new.input_rate)
         if new.vad != old.vad:
-            self.detector = self._detector()
-            self._speech_item = None
+            self._new_detector()
+
+    def _new_detector(self) -> None:
+        # No feed of the old one is awaited (see clear()); any frames of it still queued
+        # on the batcher are dropped rather than run for nobody.
+        self.link.hub.vad_batcher.discard(self.detector)
+        self.detector = self._detector()
+        self._speech_item = None  # no utterance is in progress on the new one
+
+    def close(self) -> None:
+        """The connection is gone: the batcher forgets this detector's queued frames."""
+        self.link.hub.vad_batcher.discard(self.detector)
 
     # -- client events ------------------------------------------------------------
     async def append(self, audio: str, event_id: str | None) -> None:
@@ -89,12 +105,37 @@ class InputAudio:
                 )
             del self._buffer[: len(self._buffer) - limit]
         if link.session.vad is not None:
-            for ev in self.detector.feed(pcm):
-                await self._on_vad(ev)
+            await self._detect(pcm, event_id)
+
+    async def _detect(self, pcm: bytes, event_id: str | None) -> None:
+        try:
+            found = await self.link.hub.vad_batcher.feed(self.detector, pcm)
+        except VADStopped:
+            return  # the gateway is shutting down
+        except Exception:
+            if not self._vad_failing:
+                logger.exception("VAD failed; this connection's server VAD starts over")
+                self.link.error(
+                    "voice activity detection failed",
+                    "vad_error",
+                    type="server_error",
+                    event_id=event_id,
+                )
+            self._vad_failing = True
+            # The worker may still be running a frame of the failed feed on this detector's
+            # stream: a fresh detector, not reset(). The buffer keeps its audio.
+            self._new_detector()
+            return
+        self._vad_failing = False
+        for ev in found:
+            await self._on_vad(ev)
 
     def clear(self) -> None:
         """``input_audio_buffer.clear``."""
         self._buffer.clear()
+        # reset() touches the stream the batcher's worker runs, so it is safe only while
+        # no feed of this detector is awaited. The connection handles one client event at
+        # a time (append awaits its feed before the next event is read), so none is here.
         self.detector.reset()
         self._speech_item = None
         self.link.send({"type": "input_audio_buffer.cleared"})
@@ -111,7 +152,8 @@ class InputAudio:
             return
         pcm = bytes(self._buffer)
         self._buffer.clear()
-        self.detector.reset()  # the committed audio must not end a VAD turn later
+        # The committed audio must not end a VAD turn later; no feed is awaited (see clear()).
+        self.detector.reset()
         item, self._speech_item = self._speech_item or rt.new_id("item"), None
         self._commit(item, pcm, respond=False)
 

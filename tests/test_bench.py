@@ -101,10 +101,16 @@ def test_bench_runs_end_to_end_and_writes_its_results(
         assert row["turns"] == 3 and row["failed"] == 0, row["failures"]
         assert 0 < row["added_p50_ms"] <= row["added_p99_ms"]
     assert speech["config"].startswith("speech") and typed["config"].startswith("typed")
-    assert res["vad"]["streams_per_core"] > 0 and res["vad"]["per_model_frame_us"] > 0
+    vad = res["vad"]
+    assert vad["streams_per_core"] > 0 and vad["per_model_frame_us"] > 0
+    assert vad["batcher_streams_per_core"] > 0 and vad["batcher_curve"]
 
     saved = json.loads((tmp_path / "gateway.json").read_text())
     assert saved["ratio"] == res["ratio"]
     table = (tmp_path / "gateway.md").read_text()
     assert "Where the time goes" in table and "streaming, 2 at once" in table
+    # the VAD table names the path the gateway takes, and has its measurement
+    gateway_vad = next(line for line in table.splitlines() if "(the gateway's)" in line)
+    assert gateway_vad.startswith("| VADBatcher") and "not used" not in table
+    assert f"| {vad['batcher_streams_per_core']} |" in gateway_vad
     assert (tmp_path / "gateway.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
