@@ -66,7 +66,9 @@ class FasterWhisperTranscriber:
             model_size_or_path=self.model_name,
             device=self.device,
             compute_type=compute_type,
-            cpu_threads=settings.cpu_threads,
+            # CTranslate2's threads are for big batches: one utterance's decoding steps are
+            # small, and syncing threads per step cost more than they gained (see settings).
+            cpu_threads=settings.cpu_threads or 1,
             download_root=str(hub_cache(settings)),
         )
 

@@ -138,3 +138,10 @@ def test_model_services_share_one_cache_volume() -> None:
     for name in MODEL_SERVICES:
         assert compose["services"][name]["volumes"] == ["models:/cache"]
         assert "KOE_CACHE_DIR=/cache" in (ROOT / f"docker/{name}.Dockerfile").read_text()
+
+
+def test_llm_yields_the_cpu_to_asr_and_tts_across_containers() -> None:
+    """nice works within a cgroup only; across containers the CPU weight does the same."""
+    services = load("compose.yaml")["services"]
+    assert services["llm"]["cpu_shares"] < 1024
+    assert "cpu_shares" not in services["asr"] and "cpu_shares" not in services["tts"]
