@@ -37,8 +37,8 @@ class ASRSettings(ServiceSettings):
     3 matched 5's error rates on the test clips and is about a third faster."""
     min_window_s: int = Field(10, ge=1, le=30)
     """faster-whisper only: the shortest encoder window, in seconds. Whisper pads every input to
-    30 s; an utterance shorter than this window less 1 s is padded to the window instead, which is
-    about 5x faster on a CPU with the same error rates on the test clips. 30 turns it off."""
+    30 s; an utterance shorter than this window less 1 s is padded to the window instead (for a 3 s
+    clip the encoder took 0.06 s instead of 0.46 s, same error rates on the test clips). 30: off."""
     language: str = "ja"
     """Default language when a request names none; 'auto' detects it."""
     max_upload_mb: float = Field(25.0, gt=0, le=2048)
