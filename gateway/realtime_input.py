@@ -52,7 +52,9 @@ class InputAudio:
     def _detector(self) -> TurnDetector:
         """The server's turn parameters, with the session's turn_detection over them."""
         vad = self.link.session.vad
-        params = self.link.hub.turn_params
+        # No PAUSE events: realtime does not transcribe speculatively, and each PAUSE copies
+        # the utterance so far.
+        params = dataclasses.replace(self.link.hub.turn_params, pause_ms=0)
         if vad is not None:
             params = dataclasses.replace(
                 params,

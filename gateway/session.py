@@ -39,8 +39,10 @@ class Connection:
         self.conversation: Conversation | None = None
         self.detector = TurnDetector(hub.vad, hub.turn_params)
         self._vad_failing = False
-        # A transcription started at a pause in the user's speech (see _on_audio).
+        # A transcription started at a pause in the user's speech (see _on_audio), and one
+        # dropped because speech resumed but still running upstream.
         self._speculation: asyncio.Task[str] | None = None
+        self._stale: asyncio.Task[str] | None = None
         self.client = ws.client.host if ws.client else "?"
 
     @property
@@ -88,6 +90,8 @@ class Connection:
             self._out.closed = True
             self.hub.vad_batcher.discard(self.detector)
             self._drop_speculation()
+            if self._stale is not None:
+                self._stale.cancel()
             conv = self.conversation
             if conv is not None and conv.turn is not None:
                 conv.turn.detach(self)
@@ -199,6 +203,7 @@ class Connection:
                 logger.exception("VAD failed; this connection's audio starts over")
                 self._error("voice activity detection failed", stage="vad")
             self._vad_failing = True
+            self._drop_speculation()  # the new detector starts a new utterance
             self.hub.vad_batcher.discard(self.detector)
             self.detector = TurnDetector(self.hub.vad, self.hub.turn_params)
             return
@@ -229,8 +234,15 @@ class Connection:
     # -- speculative ASR ------------------------------------------------------------
     def _speculate(self, audio: bytes, language: str) -> None:
         """Transcribe the turn so far now; the turn's end (and the ASR's answer) may
-        follow within the end-of-turn wait, which then no longer adds to the latency."""
+        follow within the end-of-turn wait, which then no longer adds to the latency.
+
+        At most one of this connection's transcriptions runs upstream at a time: the
+        ASR service finishes a request even after its client has gone, so stale ones
+        would queue in front of the one that counts (and fill the service's queue).
+        """
         self._drop_speculation()
+        if self._stale is not None and not self._stale.done():
+            return  # the ASR is still on a dropped one: transcribe at the end instead
         task = asyncio.create_task(
             self.hub.upstreams.transcribe(audio, language), name="asr-speculative"
         )
@@ -239,10 +251,10 @@ class Connection:
         self._speculation = task
 
     def _drop_speculation(self) -> None:
-        """Speech went on (or the socket closed): the transcript would miss words."""
+        """Speech went on: the transcript would miss words. The request is left to finish
+        (cancelling it would not stop the ASR, only lose the pooled connection)."""
         if self._speculation is not None:
-            self._speculation.cancel()
-            self._speculation = None
+            self._stale, self._speculation = self._speculation, None
             self.hub.metrics.speculations.labels("dropped").inc()
 
     def _take_speculation(self) -> asyncio.Task[str] | None:

@@ -34,7 +34,7 @@ _CONJUNCTION = re.compile(
     r"\s)",
     re.IGNORECASE,
 )
-MIN_CLAUSE_WORDS = 3
+MIN_CLAUSE_WORDS = 4  # "Tom and Jerry | and ..." would cut a list of names
 _CLOSERS = "」』）)]\"'”’"
 _QUOTATIVE = ("と", "って")
 
@@ -95,7 +95,7 @@ class SentenceSplitter:
 
     def _min_words(self, end: int) -> int:
         # A comma is the writer's own pause; a conjunction cut needs a clause before it
-        # ("Yes and no" stays whole).
+        # ("Yes and no", "Tom and Jerry and Mickey" stay whole).
         return 1 if self._buffer[end - 1 : end] in ("、", "，", ",") else MIN_CLAUSE_WORDS
 
     def _take_sentence(self) -> str | None:

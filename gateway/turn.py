@@ -210,11 +210,8 @@ class Turn:
     # -- production: ASR -> LLM -> sentences -> TTS --------------------------
     async def _produce(self) -> None:
         try:
-            if self._transcript is not None:
-                self.user_text = await self._transcript
-            elif self.audio is not None:
-                self.user_text = await self.upstreams.transcribe(self.audio, self.language)
             if self.audio is not None:
+                self.user_text = await self._transcribe(self.audio)
                 self.metrics.mark("transcript")
                 if not self.user_text.strip():
                     logger.info("no speech recognised; turn dropped")
@@ -235,6 +232,15 @@ class Turn:
             self._put(Outgoing(TurnEvent("error", str(exc) or "internal error", stage="gateway")))
         finally:
             self._put_metrics_and_end()
+
+    async def _transcribe(self, audio: bytes) -> str:
+        """The transcript: the one started at the pause if there is one (speculative ASR)."""
+        if self._transcript is not None:
+            try:
+                return await self._transcript
+            except UpstreamError as exc:  # e.g. busy: the whole utterance gets its own try
+                logger.info("speculative transcription failed (%s); transcribing again", exc)
+        return await self.upstreams.transcribe(audio, self.language)
 
     async def _reply(self) -> None:
         if self.conversation.one_wav:

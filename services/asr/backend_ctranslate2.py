@@ -91,7 +91,6 @@ class FasterWhisperTranscriber:
             # Each request is one utterance; conditioning on earlier windows feeds loops.
             condition_on_previous_text=False,
             vad_filter=False,  # the service runs Silero itself, before the model
-            chunk_length=window,  # pads the audio by the window, not by 30 s, before the mel
         )
         out = [Segment(s.start, s.end, s.text, s.no_speech_prob, s.avg_logprob) for s in segments]
         return Transcription("", info.language, len(audio) / 16000, out)

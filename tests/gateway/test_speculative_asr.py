@@ -37,7 +37,9 @@ def fake_url(fake: FakeBehaviour) -> Iterator[str]:
         yield url
 
 
-def run_turn(fake_url: str, pcm: bytes, speculative_asr_ms: int) -> tuple[list[dict], str]:
+def run_turn(
+    fake_url: str, pcm: bytes, speculative_asr_ms: int, realtime: bool = False
+) -> tuple[list[dict], str]:
     settings = GatewaySettings(
         asr_urls=[fake_url],
         llm_urls=[fake_url],
@@ -47,7 +49,7 @@ def run_turn(fake_url: str, pcm: bytes, speculative_asr_ms: int) -> tuple[list[d
     with serve(create_app(settings)) as url:
         c = WSClient(url.replace("http", "ws") + "/ws")
         c.start()
-        c.stream(pcm, realtime=False)
+        c.stream(pcm, realtime=realtime)
         got = c.until("turnMetrics")
         metrics = httpx.get(url + "/metrics").text
     return got, metrics
@@ -86,23 +88,43 @@ def test_turn_uses_the_transcription_started_at_the_pause(
     assert counted(metrics, "dropped") == len(fake.asr_bytes) - 1
 
 
+def with_gap(jsut_wav: Path, tmp_path: Path) -> tuple[bytes, int]:
+    """The JSUT clip with 130 ms of silence in the middle (more than 64, less than 200 ms);
+    also the samples up to the gap's end."""
+    audio, rate = sf.read(jsut_wav, dtype="float32")
+    speech = soxr.resample(audio, rate, 16000)
+    gap = np.zeros(int(16000 * 0.13), np.float32)
+    half = len(speech) // 2
+    path = tmp_path / "jsut-with-gap.wav"
+    sf.write(path, np.concatenate([speech[:half], gap, speech[half:]]), 16000)
+    return speech_pcm(path), half + len(gap)
+
+
 def test_speech_after_the_pause_drops_the_speculation(
     fake_url: str, fake: FakeBehaviour, jsut_wav: Path, tmp_path: Path
 ) -> None:
-    audio, rate = sf.read(jsut_wav, dtype="float32")
-    speech = soxr.resample(audio, rate, 16000)
-    gap = np.zeros(int(16000 * 0.13), np.float32)  # longer than 64 ms, shorter than 200 ms
-    half = len(speech) // 2
-    joined = np.concatenate([speech[:half], gap, speech[half:]])
-    path = tmp_path / "jsut-with-gap.wav"
-    sf.write(path, joined, 16000)
-    pcm = speech_pcm(path)
-
-    got, metrics = run_turn(fake_url, pcm, speculative_asr_ms=64)
+    pcm, before_second_half = with_gap(jsut_wav, tmp_path)
+    # at the client's pace: the dropped transcription is long done by the final pause
+    got, metrics = run_turn(fake_url, pcm, speculative_asr_ms=64, realtime=True)
     assert [e["event"] for e in got].count("userSpeechTranscript") == 1
     assert counted(metrics, "dropped") >= 1 and counted(metrics, "used") == 1
     # the transcription used holds both halves: at least the gap and the speech after it
-    assert fake.asr_bytes[-1] > (half + len(gap)) * 2
+    assert fake.asr_bytes[-1] > before_second_half * 2
+
+
+def test_one_transcription_at_a_time_per_connection(
+    fake_url: str, fake: FakeBehaviour, jsut_wav: Path, tmp_path: Path
+) -> None:
+    """A dropped transcription still running upstream: no new speculation starts behind it
+    (the ASR would finish both, the stale one first); the turn's end transcribes."""
+    fake.asr_delay_s = 1.0
+    pcm, before_second_half = with_gap(jsut_wav, tmp_path)
+    got, metrics = run_turn(fake_url, pcm, speculative_asr_ms=64)
+    assert [e["event"] for e in got].count("userSpeechTranscript") == 1
+    assert counted(metrics, "dropped") >= 1 and counted(metrics, "used") == 0
+    # the dropped one and the turn's own: nothing else reached the service
+    assert fake.asr_calls == 2
+    assert fake.asr_bytes[-1] > before_second_half * 2
 
 
 def test_detector_reports_pause_and_resume() -> None:

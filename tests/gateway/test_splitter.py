@@ -91,8 +91,13 @@ def test_first_english_piece_may_end_before_a_conjunction() -> None:
 
 
 def test_conjunction_cut_waits_for_the_whole_word() -> None:
-    pieces = streamed("We went home and then slept.", [14, 15, 16, 17, 18], first_clause_chars=8)
-    assert pieces == ["We went home", "and then slept."]
-    assert streamed("We went home andromeda.", [16, 17], first_clause_chars=8) == [
-        "We went home andromeda."
+    text = "We walked back home and then slept."
+    pieces = streamed(text, [20, 21, 22, 23, 24], first_clause_chars=8)
+    assert pieces == ["We walked back home", "and then slept."]
+    assert streamed("We walked back home andromeda.", [23, 24], first_clause_chars=8) == [
+        "We walked back home andromeda."
+    ]
+    # a list of names is not a clause
+    assert split_sentences("Tom and Jerry and Mickey went out.", first_clause_chars=8) == [
+        "Tom and Jerry and Mickey went out."
     ]
