@@ -22,6 +22,7 @@ from enum import Enum
 
 import numpy as np
 
+from services.common.audio import int16_to_float
 from services.common.vad import FRAME, SAMPLE_RATE, SileroVAD, VADStream
 
 FRAME_MS = FRAME * 1000 / SAMPLE_RATE  # 32 ms
@@ -58,8 +59,8 @@ def _frames(ms: float) -> int:
 
 
 def to_float(pcm: bytes) -> np.ndarray:
-    """int16 little-endian PCM as float32 samples in [-1, 1)."""
-    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+    """int16 little-endian PCM bytes as float32 samples in [-1, 1)."""
+    return int16_to_float(np.frombuffer(pcm, dtype="<i2"))
 
 
 class TurnDetector:
