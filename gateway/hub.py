@@ -47,7 +47,8 @@ class Hub:
     def __init__(self, settings: GatewaySettings, upstreams: Upstreams | None = None) -> None:
         self.settings = settings
         self.vad = SileroVAD()
-        # One worker runs all /ws connections' VAD frames, batched, off the event loop;
+        # One worker runs the VAD frames of all /ws and /v1/realtime connections, batched,
+        # off the event loop;
         # started and stopped by the app's lifespan.
         self.vad_batcher = VADBatcher(self.vad)
         self.turn_params = TurnParams(
