@@ -48,8 +48,7 @@ class Hub:
         self.settings = settings
         self.vad = SileroVAD()
         # One worker runs the VAD frames of all /ws and /v1/realtime connections, batched,
-        # off the event loop;
-        # started and stopped by the app's lifespan.
+        # off the event loop; started and stopped by the app's lifespan.
         self.vad_batcher = VADBatcher(self.vad)
         self.turn_params = TurnParams(
             threshold=settings.vad_threshold,
