@@ -155,6 +155,26 @@ class StyleBertVITS2Synthesizer:
         ]
 
     def synthesize(self, text: str, voice: str, options: SynthesisOptions) -> np.ndarray:
+        pitch_scale = float(2.0 ** (options.pitch / 12.0))
+        try:
+            wave = self._infer(text, voice, options, pitch_scale, options.intonation)
+        except ZeroDivisionError:
+            if pitch_scale == 1.0 and options.intonation == 1.0:
+                raise
+            # SBV2's pitch/intonation adjustment divides by the number of voiced frames
+            # pyworld finds: an unvoiced result (a whisper, 「ッ」) would fail the request.
+            logger.info("no voiced frame to shift in %r; spoken without pitch changes", text)
+            wave = self._infer(text, voice, options, 1.0, 1.0)
+        return (np.asarray(wave, dtype=np.float32) / 32768.0).astype(np.float32)
+
+    def _infer(
+        self,
+        text: str,
+        voice: str,
+        options: SynthesisOptions,
+        pitch_scale: float,
+        intonation_scale: float,
+    ) -> Any:
         _, wave = self._model.infer(
             text,
             language=self._language,
@@ -165,11 +185,11 @@ class StyleBertVITS2Synthesizer:
             noise=options.noise,
             noise_w=options.noise_w,
             length=1.0 / options.speed,
-            pitch_scale=float(2.0 ** (options.pitch / 12.0)),
-            intonation_scale=options.intonation,
+            pitch_scale=pitch_scale,
+            intonation_scale=intonation_scale,
             line_split=False,  # the service already hands over one sentence
         )
-        return (np.asarray(wave, dtype=np.float32) / 32768.0).astype(np.float32)
+        return wave
 
 
 def create(settings: TTSSettings) -> StyleBertVITS2Synthesizer:
