@@ -43,6 +43,20 @@ def test_split(text: str, pieces: list[str]) -> None:
     assert streamed(text, list(range(len(text)))) == pieces
 
 
+def test_japanese_full_stop_goes_out_without_waiting_for_the_next_token() -> None:
+    s = SentenceSplitter()
+    assert list(s.feed("今日はいい天気ですね。")) == ["今日はいい天気ですね。"]
+    assert list(s.feed("散歩に")) == []
+    assert list(s.feed("行きましょう。")) == ["散歩に行きましょう。"]
+    # inside a quotation the sentence may go on: 「」と
+    s = SentenceSplitter()
+    assert list(s.feed("彼は「行こう。")) == []
+    assert list(s.feed("」と言った。")) == ["彼は「行こう。」と言った。"]
+    # too short alone still waits to be joined; ？ and ！ still wait for a following ！ or ？
+    assert list(SentenceSplitter().feed("はい。")) == []
+    assert list(SentenceSplitter().feed("本当ですか？")) == []
+
+
 def test_first_piece_may_end_at_a_comma() -> None:
     text = "日本で一番高い山は、富士山です。次の山は、北岳です。"
     assert split_sentences(text, first_clause_chars=8) == [
