@@ -72,14 +72,18 @@ class Hub:
         return self.settings.voice
 
     def adoptable(self, history: list[dict[str, str]], client: str) -> Turn | None:
-        """The live turn a reconnecting client's history points at, detached ones first.
+        """The live turn a reconnecting client's history points at: one still waiting for
+        its client to reconnect first, then detached ones.
 
         Only turns started from the same address qualify: two users who say the same
-        words at the same moment must not receive each other's replies."""
+        words at the same moment must not receive each other's replies. Two sessions of
+        one address with the same history (two tabs, a load test) are told apart by
+        which turn is still waiting: the second reconnect then takes the other turn
+        instead of the one the first just adopted, which left a turn orphaned."""
         candidates = [
             t for t in self.turns if not t.finished and t.client == client and t.matches(history)
         ]
-        candidates.sort(key=lambda t: t.connection is not None)
+        candidates.sort(key=lambda t: (not t.awaiting_reconnect, t.connection is not None))
         return candidates[0] if candidates else None
 
     def turn_done(self, turn: Turn) -> None:

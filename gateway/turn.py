@@ -147,6 +147,13 @@ class Turn:
     def connection(self) -> Listener | None:
         return self._attached
 
+    @property
+    def awaiting_reconnect(self) -> bool:
+        """The client was sent (or sent) something it answers by reconnecting, and no new
+        connection has adopted the turn since."""
+        old = self._handover_from
+        return old is not None and self._attached in (None, old)
+
     def matches(self, history: list[dict[str, str]]) -> bool:
         """Whether a new connection's history ends where this turn stands."""
         if not self.sent_user or not history:
