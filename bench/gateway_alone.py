@@ -48,9 +48,9 @@ def gateway_env(asr: str, llm: str, tts: str, **extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def fake_stack(audio_s: float = 0.05) -> Iterator[tuple[str, int]]:
-    """The gateway over the fakes, each in its own process; yields the ``/ws`` URL and
-    the gateway's process id."""
+def fake_stack(audio_s: float = 0.05) -> Iterator[tuple[str, int, str]]:
+    """The gateway over the fakes, each in its own process; yields the ``/ws`` URL, the
+    gateway's process id and the fakes' base URL."""
     fakes = ServiceProcess("bench.fakes", "FAKES_", {"FAKES_AUDIO_S": str(audio_s)})
     gateway: ServiceProcess | None = None
     try:
@@ -58,7 +58,7 @@ def fake_stack(audio_s: float = 0.05) -> Iterator[tuple[str, int]]:
         env = gateway_env(fakes.url, fakes.url, fakes.url, GATEWAY_RECONNECT_WAIT_S="0")
         gateway = ServiceProcess("gateway", "GATEWAY_", env).start(timeout=60)
         assert gateway.proc is not None
-        yield gateway.url.replace("http://", "ws://") + "/ws", gateway.proc.pid
+        yield gateway.url.replace("http://", "ws://") + "/ws", gateway.proc.pid, fakes.url
     finally:
         for proc in (gateway, fakes):
             if proc is not None:
@@ -112,11 +112,61 @@ def summarise(label: str, turns: list[TurnResult], sessions: int) -> dict[str, A
         "added_p50_ms": pct(gw, 50),
         "added_p99_ms": p99,
         "added_max_ms": pct(gw, 100),
+        # from the same start to the LLM's first piece of text: the LLM call's share
+        "first_token_p50_ms": pct((t.first_token_ms for t in ok), 50),
         "client_p50_ms": pct(client, 50, 1000),
         "client_p99_ms": pct(client, 99, 1000),
         "target_p99_ms": TARGET_P99_MS,
         "met": p99 is not None and p99 <= TARGET_P99_MS,
         "failures": failures(turns),
+    }
+
+
+async def _request_times(base_url: str, n: int, gap_s: float) -> dict[str, float | None]:
+    """The same small POST to the fakes' /synthesize through httpx (as the gateway sends
+    its calls) and over a bare socket; median ms of each, ``gap_s`` apart."""
+    import httpx
+
+    host, port = base_url.removeprefix("http://").rsplit(":", 1)
+    body = json.dumps({"text": "はい", "format": "wav"}).encode()
+    raw = (
+        f"POST /synthesize HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    via_httpx: list[float] = []
+    bare: list[float] = []
+    async with httpx.AsyncClient() as client:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            for _ in range(n):
+                t0 = time.perf_counter()
+                (await client.post(base_url + "/synthesize", content=body)).raise_for_status()
+                via_httpx.append(1000 * (time.perf_counter() - t0))
+                await asyncio.sleep(gap_s)
+                t0 = time.perf_counter()
+                writer.write(raw)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+                bare.append(1000 * (time.perf_counter() - t0))
+                await asyncio.sleep(gap_s)
+        finally:
+            writer.close()
+    return {"httpx_ms": pct(via_httpx, 50), "bare_socket_ms": pct(bare, 50)}
+
+
+def request_floor(base_url: str, n: int = 20) -> dict[str, Any]:
+    """What one loopback request to the fakes costs on this machine, outside the gateway:
+    back to back, and 0.2 s apart (as a turn's calls come, between stretches of idling,
+    when caches have gone cold). A turn makes two after its transcript (LLM, TTS), so
+    twice the httpx figure is a floor under the gateway's added latency."""
+    return {
+        "back_to_back": asyncio.run(_request_times(base_url, n, 0.0)),
+        "idle_between": asyncio.run(_request_times(base_url, n, 0.2)),
     }
 
 

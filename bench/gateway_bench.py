@@ -171,12 +171,16 @@ def run(
     t0 = time.monotonic()
     print(f"gateway alone, {plan.alone_sessions} sessions over instant fakes ...", flush=True)
     with contextlib.ExitStack() as stack:
-        aurl, pid = (
-            (alone_url, None) if alone_url else stack.enter_context(gateway_alone.fake_stack())
+        aurl, pid, fakes_url = (
+            (alone_url, None, None)
+            if alone_url
+            else stack.enter_context(gateway_alone.fake_stack())
         )
         rows, alone = gateway_alone.measure(
             aurl, pid, utts, plan.alone_sessions, plan.alone_turns, plan.pace
         )
+        if fakes_url is not None:
+            res["request_floor"] = gateway_alone.request_floor(fakes_url)
     res["gateway_alone"] = rows
     res["gateway_alone_ms"] = {
         m: [t.first_audio_ms for t in alone if t.ok and t.mode == m] for m in ("streaming", "typed")

@@ -116,6 +116,19 @@ def markdown(res: dict[str, Any]) -> str:
             "received. Typed turns come at the same rate as the speech turns but send no "
             "audio: the difference is what the audio streams cost the turns.",
         ]
+        first_token = ", ".join(
+            f"{a['config']} {_s(a.get('first_token_p50_ms'), 1)}" for a in alone
+        )
+        out += ["", f"Of the added time, up to the LLM's first token (median ms): {first_token}."]
+    if floor := res.get("request_floor"):
+        busy, idle = floor["back_to_back"], floor["idle_between"]
+        out += [
+            "",
+            "One loopback POST to the fakes from outside the gateway, median ms, back to back "
+            f"/ 0.2 s apart: through httpx {_s(busy['httpx_ms'])} / {_s(idle['httpx_ms'])}, "
+            f"over a bare socket {_s(busy['bare_socket_ms'])} / {_s(idle['bare_socket_ms'])}. "
+            "A turn makes two such calls after its transcript (LLM, TTS).",
+        ]
     if vad := res.get("vad"):
         out += ["", "### VAD on one core (onnxruntime, 1 thread; CPU time)", ""]
         head = ["path", "per 512-sample frame (us)", "per 1280-byte frame (us)"]

@@ -24,9 +24,9 @@ from tests.servers import serve
 
 
 @pytest.fixture(scope="module")
-def urls() -> Iterator[tuple[str, str]]:
-    """A gateway over the fakes as LocalChatVRM meets it, and one tuned for the overhead
-    measurement (no reconnect wait, as in bench.gateway_alone)."""
+def urls() -> Iterator[tuple[str, str, str]]:
+    """A gateway over the fakes as LocalChatVRM meets it, one tuned for the overhead
+    measurement (no reconnect wait, as in bench.gateway_alone), and the fakes."""
     fake = FakeBehaviour(audio_s=0.02)
     with serve(create_fake_services(fake)) as f:
         base = {"asr_urls": [f], "llm_urls": [f], "tts_urls": [f]}
@@ -34,7 +34,7 @@ def urls() -> Iterator[tuple[str, str]]:
             serve(create_app(GatewaySettings(**base))) as g1,
             serve(create_app(GatewaySettings(**base, reconnect_wait_s=0))) as g2,
         ):
-            yield (g1.replace("http", "ws") + "/ws", g2.replace("http", "ws") + "/ws")
+            yield (g1.replace("http", "ws") + "/ws", g2.replace("http", "ws") + "/ws", f)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_speech_end_is_inside_the_clip(utts: list[Utterance]) -> None:
 
 
 def test_bench_runs_end_to_end_and_writes_its_results(
-    urls: tuple[str, str], utts: list[Utterance], tmp_path: Path
+    urls: tuple[str, str, str], utts: list[Utterance], tmp_path: Path
 ) -> None:
     plan = Plan(
         rounds=1,
@@ -100,6 +100,7 @@ def test_bench_runs_end_to_end_and_writes_its_results(
     for row in (speech, typed):
         assert row["turns"] == 3 and row["failed"] == 0, row["failures"]
         assert 0 < row["added_p50_ms"] <= row["added_p99_ms"]
+        assert 0 < row["first_token_p50_ms"] <= row["added_p50_ms"]
     assert speech["config"].startswith("speech") and typed["config"].startswith("typed")
     vad = res["vad"]
     assert vad["streams_per_core"] > 0 and vad["per_model_frame_us"] > 0
@@ -114,3 +115,17 @@ def test_bench_runs_end_to_end_and_writes_its_results(
     assert gateway_vad.startswith("| VADBatcher") and "not used" not in table
     assert f"| {vad['batcher_streams_per_core']} |" in gateway_vad
     assert (tmp_path / "gateway.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_request_floor_times_both_clients(urls: tuple[str, str, str]) -> None:
+    from bench.gateway_alone import request_floor
+    from bench.report import markdown
+
+    floor = request_floor(urls[2], n=3)
+    for timing in (floor["back_to_back"], floor["idle_between"]):
+        assert timing["httpx_ms"] > 0 and timing["bare_socket_ms"] > 0
+    res = {"machine": "m", "date": "d", "quick": True, "stack": "s", "request_floor": floor}
+    line = markdown(res).splitlines()[-1]
+    assert (
+        line.startswith("One loopback POST") and f"{floor['idle_between']['httpx_ms']:.2f}" in line
+    )
