@@ -30,8 +30,9 @@ class ASRSettings(ServiceSettings):
     compute_type: str = "auto"
     """faster-whisper precision: auto (int8 on CPU, float16 on CUDA), int8, float16, float32."""
     cpu_threads: int = Field(0, ge=0, le=256)
-    """Threads for CPU inference. 0: faster-whisper 1 (on 2 cores one thread transcribed
-    utterances of 3 to 25 s in half the time two took), transformers one per core."""
+    """Threads for CPU inference. 0: faster-whisper times one thread and one per core on a
+    probe at start and keeps the faster (which wins differs between machines); transformers
+    one per core."""
     beam_size: int = Field(3, ge=1, le=10)
     """Beam width. 1 is greedy and fastest but misreads Japanese names (マレーシア as まれしや);
     3 matched 5's error rates on the test clips and is about a third faster."""

@@ -19,6 +19,14 @@ def no_empty_secret(value: object) -> object:
     return value
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on (respects taskset and cgroup cpusets)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def default_cache_dir() -> Path:
     """Where models are assembled or downloaded: ``$KOE_CACHE_DIR`` or ``~/.cache/koe``."""
     env = os.environ.get("KOE_CACHE_DIR")

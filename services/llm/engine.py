@@ -7,12 +7,12 @@ Backends live in their own modules and are imported only when chosen, so the
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from services.common.registry import load_factory
+from services.common.settings import available_cores
 
 from .prompt import Message
 
@@ -100,9 +100,4 @@ def prepare(settings: LLMSettings) -> None:
 
 def cpu_threads(requested: int | None) -> int:
     """Threads for torch: the request, else the cores this process may run on."""
-    if requested:
-        return requested
-    try:
-        return max(1, len(os.sched_getaffinity(0)))  # respects taskset and cgroup cpusets
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return requested or available_cores()
