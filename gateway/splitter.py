@@ -39,17 +39,16 @@ _CLOSERS = "」』）)]\"'”’"
 _QUOTATIVE = ("と", "って")
 
 
-_OPENERS = "「『（(【"
-_PAIRED = "」』）)】"
+# Any of these in a reply makes a 「。」 at the end of the text wait for what follows:
+# a quotation may go on past it (「…。」と), even one opened in an earlier piece.
+_QUOTING = "「」『』（）()【】[]\"'“”‘’"
 
 
-def _settled(terminator: str, candidate: str) -> bool:
-    """Whether a sentence ending the buffer is over whatever comes next: a 「。」 outside
-    any bracket is. Waiting for the next token to be sure cost one token's time (about
-    50 ms) before every Japanese sentence could go to TTS. ！ and ？ still wait: 「？！」."""
-    if terminator != "。":
-        return False
-    return sum(map(candidate.count, _OPENERS)) <= sum(map(candidate.count, _PAIRED))
+def _settled(terminator: str) -> bool:
+    """Whether a 「。」 ending the text so far ends its sentence whatever comes next.
+    Waiting for the next token to be sure cost one token's time (about 50 ms) before
+    every Japanese sentence could go to TTS. ！ and ？ still wait: 「？！」."""
+    return terminator == "。"
 
 
 class SentenceSplitter:
@@ -58,10 +57,12 @@ class SentenceSplitter:
         self.first_clause_chars = first_clause_chars
         self._first = True
         self._buffer = ""
+        self._quoting = False  # a bracket or quote mark was seen in this reply
 
     def feed(self, text: str) -> Iterator[str]:
         """Add streamed text; yield every sentence it completes."""
         self._buffer += text
+        self._quoting = self._quoting or any(c in _QUOTING for c in text)
         while True:
             sentence = self._take()
             if sentence is None:
@@ -119,7 +120,7 @@ class SentenceSplitter:
                 return None
             rest = self._buffer[match.end() :]
             candidate = self._buffer[: match.end()].strip()
-            if not rest and not _settled(match.group(), candidate):
+            if not rest and (self._quoting or not _settled(match.group())):
                 # What follows decides: "3." may become "3.5", "？" may gain a "」と".
                 return None
             quoted = match.group()[-1] in _CLOSERS and rest.startswith(_QUOTATIVE)

@@ -35,6 +35,9 @@ def streamed(text: str, cuts: list[int], **kwargs: int) -> list[str]:
         ("はい。そうです。", ["はい。そうです。"]),  # too short alone: joined
         ("候補は二つです。1番目は東京です。", ["候補は二つです。", "1番目は東京です。"]),
         ("一行目です\n二行目です", ["一行目です", "二行目です"]),
+        # a quotation over two sentences stays whole with what follows it
+        ("「今日は晴れ。明日は雨。」と言った。", ["「今日は晴れ。", "明日は雨。」と言った。"]),
+        ("彼は“行こう。”と言った。", ["彼は“行こう。”と言った。"]),
     ],
 )
 def test_split(text: str, pieces: list[str]) -> None:
@@ -48,10 +51,11 @@ def test_japanese_full_stop_goes_out_without_waiting_for_the_next_token() -> Non
     assert list(s.feed("今日はいい天気ですね。")) == ["今日はいい天気ですね。"]
     assert list(s.feed("散歩に")) == []
     assert list(s.feed("行きましょう。")) == ["散歩に行きましょう。"]
-    # inside a quotation the sentence may go on: 「」と
+    # once a reply quotes, a sentence may go on past its 。 (「…。」と): wait and see
     s = SentenceSplitter()
     assert list(s.feed("彼は「行こう。")) == []
-    assert list(s.feed("」と言った。")) == ["彼は「行こう。」と言った。"]
+    assert list(s.feed("」と言った。")) == []
+    assert list(s.feed("はい")) == ["彼は「行こう。」と言った。"]
     # too short alone still waits to be joined; ？ and ！ still wait for a following ！ or ？
     assert list(SentenceSplitter().feed("はい。")) == []
     assert list(SentenceSplitter().feed("本当ですか？")) == []
