@@ -27,6 +27,12 @@ def load(path: Path):  # noqa: ANN201
     return soxr.resample(audio.mean(axis=1), rate, 16000)
 
 
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def run(backends: list[str], repeats: int) -> list[dict]:
     clips = [(jsut_clip(), "ja")] + [(p, "en") for p, _ in librivox_clips()]
     rows = []
@@ -49,6 +55,8 @@ def run(backends: list[str], repeats: int) -> list[dict]:
         rows.append(
             {
                 "backend": backend,
+                # faster-whisper: the count it chose at load (a probe of both; in load_s)
+                "threads": getattr(pipeline.transcriber, "threads", torch_threads()),
                 "load_s": round(load_s, 2),
                 "clips": len(clips),
                 "runs": len(latencies),

@@ -123,6 +123,7 @@ def create_app(settings: ASRSettings | None = None, engine: Transcriber | None =
             device=t.device if t else None,
             model=t.model_name if t else settings.model,
             model_loaded=loaded,
+            cpu_threads=getattr(t, "threads", None) if t and t.device == "cpu" else None,
             queue_waiting=pipeline.queue.waiting,
         )
 

@@ -29,6 +29,7 @@ FULL_WINDOW_S = 30  # Whisper's own: 3000 mel frames, 1500 encoder positions
 FRAMES_PER_S = 100
 TAIL_S = 1.0  # silence the window keeps after the speech, so the last word is not cut
 CALIBRATION_ROUNDS = 2  # timed probe runs per thread count at start (after one warm-up)
+PROBE_TOKENS = 24  # the probe's decoding steps at most: about a short utterance's
 
 
 def choose_threads(times: dict[int, list[float]]) -> int:
@@ -95,23 +96,37 @@ class FasterWhisperTranscriber:
         one thread took half the time two did (3 to 25 s utterances; syncing threads
         per decoding step cost more than they gained), on another two threads took 0.7x
         the time of one. So both are timed at start, alternately, and the other dropped.
+        The probe is 3 s of noise with decoding capped, so that a hallucination loop
+        cannot make the start slow; it costs a few seconds on two cores.
         """
         probe = np.random.default_rng(0).normal(0, 0.05, 3 * 16000).astype(np.float32)
         times: dict[int, list[float]] = {n: [] for n in models}
         for round_ in range(CALIBRATION_ROUNDS + 1):
             for n, model in models.items():
-                self._model = model
                 start = time.perf_counter()
-                self.transcribe(probe, "en")
+                self._run(model, probe, "en", temperature=0.0, max_new_tokens=PROBE_TOKENS)
                 if round_:  # the first round warms each model up
                     times[n].append(time.perf_counter() - start)
         best = choose_threads(times)
         logger.info(
-            "ASR threads: %d (probe took %s)",
+            "ASR threads: %d (median probe time %s)",
             best,
-            ", ".join(f"{min(t):.2f} s with {n}" for n, t in times.items()),
+            ", ".join(f"{np.median(t):.2f} s with {n}" for n, t in times.items()),
         )
         return models[best], best
+
+    def _run(self, model: Any, audio: np.ndarray, language: str | None, **options: Any) -> Any:
+        model.window_frames = window_seconds(len(audio) / 16000, self.min_window_s) * FRAMES_PER_S
+        segments, info = model.transcribe(
+            audio,
+            language=language,
+            beam_size=self.beam_size,
+            # Each request is one utterance; conditioning on earlier windows feeds loops.
+            condition_on_previous_text=False,
+            vad_filter=False,  # the service runs Silero itself, before the model
+            **options,
+        )
+        return list(segments), info
 
     def transcribe(
         self,
@@ -120,18 +135,13 @@ class FasterWhisperTranscriber:
         prompt: str | None = None,
         temperature: float = 0.0,
     ) -> Transcription:
-        window = window_seconds(len(audio) / 16000, self.min_window_s)
         # One call at a time: the service's inference queue serialises the model.
-        self._model.window_frames = window * FRAMES_PER_S
-        segments, info = self._model.transcribe(
+        segments, info = self._run(
+            self._model,
             audio,
-            language=language,
-            beam_size=self.beam_size,
+            language,
             initial_prompt=prompt or None,
             temperature=temperature,
-            # Each request is one utterance; conditioning on earlier windows feeds loops.
-            condition_on_previous_text=False,
-            vad_filter=False,  # the service runs Silero itself, before the model
         )
         out = [Segment(s.start, s.end, s.text, s.no_speech_prob, s.avg_logprob) for s in segments]
         return Transcription("", info.language, len(audio) / 16000, out)

@@ -55,4 +55,5 @@ class HealthResponse(BaseModel):
     device: str | None
     model: str
     model_loaded: bool
+    cpu_threads: int | None = None  # faster-whisper on a CPU: the count it chose or was given
     queue_waiting: int

@@ -34,3 +34,38 @@ def test_automatic_threads_are_timed_then_transcribe(
     audio, rate = sf.read(jsut_wav, dtype="float32")
     text = transcriber.transcribe(soxr.resample(audio, rate, 16000), "ja").segments
     assert "マレーシア" in "".join(s.text for s in text), text
+
+
+def test_the_faster_model_is_kept_and_the_other_freed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The choice itself, with stand-in models whose speed depends on their threads."""
+    import gc
+    import time
+    import weakref
+    from types import SimpleNamespace
+    from typing import Any
+
+    from services.asr import backend_ctranslate2 as backend
+
+    made: list[weakref.ref[Any]] = []
+
+    class Model:
+        def __init__(self, cpu_threads: int, **_: Any) -> None:
+            self.threads = cpu_threads
+            made.append(weakref.ref(self))
+
+        def transcribe(self, audio: Any, **options: Any) -> tuple[Any, Any]:
+            assert options["max_new_tokens"] == backend.PROBE_TOKENS
+            time.sleep(0.002 if self.threads == 4 else 0.02)
+            return iter([]), SimpleNamespace(language="en")
+
+    monkeypatch.setattr(backend, "_windowed_model", Model)
+    monkeypatch.setattr(backend, "available_cores", lambda: 4)
+    monkeypatch.setattr(backend, "resolve_model", lambda settings: "tiny")
+    with caplog.at_level(logging.INFO, logger=backend.__name__):
+        transcriber = backend.FasterWhisperTranscriber(ASRSettings(device="cpu"))
+    gc.collect()
+    assert transcriber.threads == 4 and transcriber._model.threads == 4
+    assert [ref() for ref in made if ref() is not None] == [transcriber._model]
+    assert any("ASR threads: 4" in r.getMessage() for r in caplog.records)
