@@ -155,26 +155,6 @@ class StyleBertVITS2Synthesizer:
         ]
 
     def synthesize(self, text: str, voice: str, options: SynthesisOptions) -> np.ndarray:
-        pitch_scale = float(2.0 ** (options.pitch / 12.0))
-        try:
-            wave = self._infer(text, voice, options, pitch_scale, options.intonation)
-        except ZeroDivisionError:
-            if pitch_scale == 1.0 and options.intonation == 1.0:
-                raise
-            # SBV2's pitch/intonation adjustment divides by the number of voiced frames
-            # pyworld finds: an unvoiced result (a whisper, 「ッ」) would fail the request.
-            logger.info("no voiced frame to shift in %r; spoken without pitch changes", text)
-            wave = self._infer(text, voice, options, 1.0, 1.0)
-        return (np.asarray(wave, dtype=np.float32) / 32768.0).astype(np.float32)
-
-    def _infer(
-        self,
-        text: str,
-        voice: str,
-        options: SynthesisOptions,
-        pitch_scale: float,
-        intonation_scale: float,
-    ) -> Any:
         _, wave = self._model.infer(
             text,
             language=self._language,
@@ -185,11 +165,35 @@ class StyleBertVITS2Synthesizer:
             noise=options.noise,
             noise_w=options.noise_w,
             length=1.0 / options.speed,
-            pitch_scale=pitch_scale,
-            intonation_scale=intonation_scale,
             line_split=False,  # the service already hands over one sentence
         )
-        return wave
+        pcm = np.asarray(wave, dtype=np.float32) / 32768.0
+        pitch_scale = float(2.0 ** (options.pitch / 12.0))
+        if pitch_scale == 1.0 and options.intonation == 1.0:
+            return pcm
+        return self._shift(text, pcm, pitch_scale, options.intonation)
+
+    def _shift(self, text: str, pcm: np.ndarray, pitch: float, intonation: float) -> np.ndarray:
+        """SBV2's own pitch and intonation change, applied here rather than inside ``infer``:
+        it divides by the voiced frames pyworld finds, and an unvoiced result (a whisper,
+        「ッ」) failed the request with a 500. Such a sentence is now spoken unshifted."""
+        from style_bert_vits2.voice import adjust_voice
+
+        try:
+            _, shifted = adjust_voice(
+                fs=self.sample_rate,
+                wave=pcm.astype(np.float64),
+                pitch_scale=pitch,
+                intonation_scale=intonation,
+            )
+        except ZeroDivisionError:
+            logger.info("no voiced frame to shift in %r; spoken without pitch changes", text)
+            return pcm
+        peak = float(np.abs(shifted).max())
+        if peak == 0.0:
+            return pcm
+        # peak-normalised, as SBV2 does after its own shift
+        return (shifted * (32767.0 / 32768.0 / peak)).astype(np.float32)
 
 
 def create(settings: TTSSettings) -> StyleBertVITS2Synthesizer:
