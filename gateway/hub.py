@@ -78,12 +78,22 @@ class Hub:
         Only turns started from the same address qualify: two users who say the same
         words at the same moment must not receive each other's replies. Two sessions of
         one address with the same history (two tabs, a load test) are told apart by
-        which turn is still waiting: the second reconnect then takes the other turn
-        instead of the one the first just adopted, which left a turn orphaned."""
+        which turn is at the stage the history shows and still waiting: the second
+        reconnect then takes the other turn instead of the one the first just adopted,
+        which left a turn orphaned."""
         candidates = [
             t for t in self.turns if not t.finished and t.client == client and t.matches(history)
         ]
-        candidates.sort(key=lambda t: (not t.awaiting_reconnect, t.connection is not None))
+        # A client that has seen the reply's text reconnects with it; one that has not, without.
+        seen_reply = bool(history) and history[-1]["role"] == "assistant"
+        candidates.sort(
+            key=lambda t: (
+                t.sent_assistant != seen_reply,  # the turn is at the stage the history shows
+                not t.awaiting_reconnect,
+                t.connection is not None,
+                t.metrics.start,
+            )
+        )
         return candidates[0] if candidates else None
 
     def turn_done(self, turn: Turn) -> None:

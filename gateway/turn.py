@@ -123,6 +123,9 @@ class Turn:
         # The connection that was just sent (or sent us) something LocalChatVRM answers
         # by reconnecting: the next events wait for the new socket instead of this one.
         self._handover_from: Listener | None = None
+        # The connection that got (or sent) the last such event; unlike _handover_from it
+        # is not cleared when the wait for a reconnect gives up.
+        self._last_marked: Listener | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- attachment -------------------------------------------------------
@@ -136,7 +139,7 @@ class Turn:
 
     def expect_reconnect(self, conn: Listener) -> None:
         """``conn`` will probably be closed by the client soon (it sent userMessage)."""
-        self._handover_from = conn
+        self._handover_from = self._last_marked = conn
 
     def detach(self, conn: Listener) -> None:
         if self._attached is conn:
@@ -151,7 +154,7 @@ class Turn:
     def awaiting_reconnect(self) -> bool:
         """The client was sent (or sent) something it answers by reconnecting, and no new
         connection has adopted the turn since."""
-        old = self._handover_from
+        old = self._last_marked
         return old is not None and self._attached in (None, old)
 
     def matches(self, history: list[dict[str, str]]) -> bool:
@@ -367,7 +370,7 @@ class Turn:
                 self.sent_user |= "user" in item.marks
                 self.sent_assistant |= "assistant" in item.marks
                 if item.marks:
-                    self._handover_from = conn
+                    self._handover_from = self._last_marked = conn
             if not self.interrupted:
                 self.conversation.record(self.user_text, self.reply)
         except Orphaned:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from gateway.conversation import Conversation
 from gateway.events import TurnEvent
 from gateway.hub import Hub
@@ -21,11 +23,13 @@ class Socket:
         pass
 
 
-def test_two_sessions_with_the_same_words_each_get_a_turn() -> None:
+@pytest.mark.parametrize("wait_ran_out", [False, True])
+def test_two_sessions_with_the_same_words_each_get_a_turn(wait_ran_out: bool) -> None:
     """Two sessions of one address type the same message at once (two tabs; the bench's
     load over fakes that answer everyone alike). Each reconnects with the same history
     before the server has seen either old socket close. The second reconnect used to
-    adopt the turn the first had just taken, and the other turn was orphaned."""
+    adopt the turn the first had just taken, and the other turn was orphaned. The same
+    holds after the turns' wait for a reconnect ran out (a slow client)."""
     url = ["http://127.0.0.1:9"]
     hub = Hub(GatewaySettings(asr_urls=url, llm_urls=url, tts_urls=url))
     old_sockets = [Socket(), Socket()]
@@ -35,6 +39,8 @@ def test_two_sessions_with_the_same_words_each_get_a_turn() -> None:
         turn.sent_user = True
         turn.attach(old)
         turn.expect_reconnect(old)
+        if wait_ran_out:
+            turn._handover_from = None  # what Turn._handover does when its wait times out
         hub.turns.add(turn)
     history = [{"role": "user", "content": "やあ"}]
     adopted = []
@@ -49,3 +55,27 @@ def test_two_sessions_with_the_same_words_each_get_a_turn() -> None:
         adopted.append(turn)
     assert adopted[0] is not adopted[1]
     assert not any(t.awaiting_reconnect for t in adopted)
+
+
+def test_a_reconnect_after_the_transcript_takes_the_turn_that_has_not_sent_its_reply() -> None:
+    """Of two such turns, one has sent its reply text to its (new) socket; the other
+    client now reconnects with only the transcript in its log: it must get the turn
+    that has not sent the text yet, or it never sees the reply text and the other
+    client's turn loses its socket."""
+    url = ["http://127.0.0.1:9"]
+    hub = Hub(GatewaySettings(asr_urls=url, llm_urls=url, tts_urls=url))
+    ahead, behind = (Turn(Conversation(), hub.upstreams, text="やあ") for _ in range(2))
+    for turn in (ahead, behind):
+        turn.client = "127.0.0.1"
+        turn.sent_user = True
+        hub.turns.add(turn)
+        turn.attach(socket := Socket())
+        turn.expect_reconnect(socket)
+    ahead.sent_assistant = True  # delivered on the socket it is attached to, which will go
+    ahead.reply = "こんにちは。"
+    assert hub.adoptable([{"role": "user", "content": "やあ"}], "127.0.0.1") is behind
+    history = [
+        {"role": "user", "content": "やあ"},
+        {"role": "assistant", "content": "こんにちは。"},
+    ]
+    assert hub.adoptable(history, "127.0.0.1") is ahead
