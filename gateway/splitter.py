@@ -44,13 +44,6 @@ _QUOTATIVE = ("と", "って")
 _QUOTING = "「」『』（）()【】[]\"'“”‘’"
 
 
-def _settled(terminator: str) -> bool:
-    """Whether a 「。」 ending the text so far ends its sentence whatever comes next.
-    Waiting for the next token to be sure cost one token's time (about 50 ms) before
-    every Japanese sentence could go to TTS. ！ and ？ still wait: 「？！」."""
-    return terminator == "。"
-
-
 class SentenceSplitter:
     def __init__(self, min_chars: int = 4, first_clause_chars: int = 0) -> None:
         self.min_chars = min_chars
@@ -119,10 +112,12 @@ class SentenceSplitter:
             if match is None:
                 return None
             rest = self._buffer[match.end() :]
-            candidate = self._buffer[: match.end()].strip()
-            if not rest and (self._quoting or not _settled(match.group())):
-                # What follows decides: "3." may become "3.5", "？" may gain a "」と".
+            # What follows decides: "3." may become "3.5", "？" may gain a "」と" or a "！".
+            # A 「。」 outside any quotation ends its sentence now: waiting for the next
+            # token cost one token's time (about 50 ms) before each Japanese sentence.
+            if not rest and (match.group() != "。" or self._quoting):
                 return None
+            candidate = self._buffer[: match.end()].strip()
             quoted = match.group()[-1] in _CLOSERS and rest.startswith(_QUOTATIVE)
             if len(candidate) >= self.min_chars and not quoted:
                 self._buffer = self._buffer[match.end() :].lstrip()
