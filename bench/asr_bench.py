@@ -56,7 +56,7 @@ def run(backends: list[str], repeats: int) -> list[dict]:
             {
                 "backend": backend,
                 # faster-whisper: the count it chose at load (a probe of both; in load_s)
-                "threads": getattr(pipeline.transcriber, "threads", torch_threads()),
+                "threads": getattr(pipeline.transcriber, "threads", None) or torch_threads(),
                 "load_s": round(load_s, 2),
                 "clips": len(clips),
                 "runs": len(latencies),

@@ -151,10 +151,7 @@ class Connection:
             # The real client reconnects mid-turn: hand the turn to this socket.
             self.conversation = turn.conversation
             self.conversation.history = history
-            old = turn.connection
-            if old is not None and old is not self:
-                turn.detach(old)
-            turn.attach(self)
+            turn.adopt(self)
             logger.info("connection adopted a turn in flight")
             return
         self.conversation = Conversation(

@@ -137,6 +137,13 @@ class Turn:
         self._attached = conn
         self._attached_event.set()
 
+    def adopt(self, conn: Listener) -> None:
+        """``conn`` (a client's new socket) takes the turn over from the one that has it."""
+        old = self._attached
+        if old is not None and old is not conn:
+            self.detach(old)
+        self.attach(conn)
+
     def expect_reconnect(self, conn: Listener) -> None:
         """``conn`` will probably be closed by the client soon (it sent userMessage)."""
         self._handover_from = self._last_marked = conn
