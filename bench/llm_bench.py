@@ -22,20 +22,29 @@ from services.llm.settings import LLMSettings
 
 from .common import print_table, save_results
 
+# Each prompt: its conversation. The long one brings its own system prompt: under the
+# default one ("one or two short sentences") the model rightly answers 「はい。」.
 PROMPTS = {
-    "short question": "日本で一番高い山は何ですか？",
-    "long reply": "次の文をそのまま繰り返してください：吾輩は猫である。名前はまだ無い。"
-    "どこで生れたかとんと見当がつかぬ。何でも薄暗いじめじめした所でニャーニャー泣いていた事だけは記憶している。",
+    "short question": [Message("user", "日本で一番高い山は何ですか？")],
+    "long reply": [
+        Message("system", "ユーザーの言葉を一字一句そのまま繰り返してください。"),
+        Message(
+            "user",
+            "次の文をそのまま繰り返してください：吾輩は猫である。名前はまだ無い。"
+            "どこで生れたかとんと見当がつかぬ。何でも薄暗いじめじめした所でニャーニャー泣いていた"
+            "事だけは記憶している。",
+        ),
+    ],
 }
 
 
 async def one_run(
-    engine: ChatModel, settings: LLMSettings, text: str, max_tokens: int
+    engine: ChatModel, settings: LLMSettings, messages: list[Message], max_tokens: int
 ) -> tuple[float, float, int, int]:
     """(time to first token, total time, prompt tokens, completion tokens) of one reply."""
     params = GenerationParams(max_tokens=max_tokens, temperature=0.0, top_p=1.0)
     start = time.perf_counter()
-    prompt = build_prompt(settings, engine, [Message("user", text)], params)
+    prompt = build_prompt(settings, engine, messages, params)
     first = 0.0
     prompt_tokens = completion = 0
     async for chunk in reply_stream(engine, InferenceQueue(1), prompt, params):
@@ -52,8 +61,10 @@ def run(runs: int, max_tokens: int) -> list[dict]:
     load_s = time.perf_counter() - t0
     asyncio.run(one_run(engine, settings, PROMPTS["short question"], 8))  # warm-up
     rows = []
-    for name, text in PROMPTS.items():
-        results = [asyncio.run(one_run(engine, settings, text, max_tokens)) for _ in range(runs)]
+    for name, messages in PROMPTS.items():
+        results = [
+            asyncio.run(one_run(engine, settings, messages, max_tokens)) for _ in range(runs)
+        ]
         ttft = statistics.median(r[0] for r in results)
         total = statistics.median(r[1] for r in results)
         # decoding speed: tokens after the first over the time after the first

@@ -13,7 +13,11 @@ import logging
 import time
 from pathlib import Path
 
+from filelock import FileLock
+
 from services.common.models import building, concatenate, is_ready, sha256_file
+
+from .gemma_tokenizer import ensure_bpe
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,8 @@ def ensure_embedded(cache_dir: Path) -> Path:
     """Return the converted model folder, building it first if needed (about 80 s, once)."""
     folder = embedded_model_dir(cache_dir)
     if is_ready(folder):
+        with FileLock(str(folder) + ".lock"):
+            ensure_bpe(folder)  # a folder built before the tokenizer was read as BPE
         return folder
     with building(folder) as scratch:
         if scratch is None:  # another process built it while we waited for the lock
@@ -66,5 +72,6 @@ def _convert(scratch: Path) -> None:
     logger.info("[3/3] saving a transformers folder (%.0f s so far)", time.monotonic() - started)
     model.save_pretrained(scratch, safe_serialization=True)
     tokenizer.save_pretrained(scratch)
+    ensure_bpe(scratch)
     gguf.unlink()  # 250 MB that nothing reads again
     logger.info("conversion finished in %.0f s", time.monotonic() - started)

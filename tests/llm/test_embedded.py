@@ -26,13 +26,15 @@ QUESTION: list[ChatCompletionMessageParam] = [
     {"role": "user", "content": "日本で一番高い山は何ですか？"}
 ]
 # Greedy decoding repeats this long sentence: a reply of about 45 tokens to cut short.
-LONG = [
+# Under the default system prompt (short replies) the model answers 「はい。」 instead.
+LONG: list[ChatCompletionMessageParam] = [
+    {"role": "system", "content": "ユーザーの言葉を一字一句そのまま繰り返してください。"},
     {
         "role": "user",
         "content": "次の文をそのまま繰り返してください：吾輩は猫である。名前はまだ無い。"
         "どこで生れたかとんと見当がつかぬ。何でも薄暗いじめじめした所で"
         "ニャーニャー泣いていた事だけは記憶している。",
-    }
+    },
 ]
 
 
