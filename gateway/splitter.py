@@ -10,10 +10,12 @@ The first piece of a reply is special: the voice cannot start before it is
 synthesized, and synthesis time grows with its length. So, with
 ``first_clause_chars`` set, the first piece may also end at a clause comma
 (、，,) once it is that long, or, in English, before a conjunction that opens
-a clause ("I am not sure | if I can come."), where a speaker may pause too.
-English replies of the embedded model often run 20+ words without a comma:
-waiting for the full stop cost a second of silence. Later pieces are whole
-sentences, which read more naturally.
+a clause ("I am not sure | if I can come."), where a speaker may pause too,
+or, in Japanese, after a case or topic particle between two content words
+(「マレーシアは | 水が…」), the end of a phrase. English replies of the
+embedded model often run 20+ words without a comma: waiting for the full stop
+cost a second of silence; a long Japanese sentence costs the same. Later
+pieces are whole sentences, which read more naturally.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ _CONJUNCTION = re.compile(
     r"\s)",
     re.IGNORECASE,
 )
+# A particle ends a Japanese phrase when a content word (kanji or katakana) comes before
+# it and another starts after it: 「水が|冷たい」 but not 「では」, 「こんにちは」 or
+# 「東京と大阪」 (と and の join nouns, so they are left out).
+_CONTENT = "\u3005\u30a1-\u30fa\u30fc\u4e00-\u9fff"
+_PHRASE = re.compile(rf"(?<=[{_CONTENT}])[はがをもにでへ](?=[{_CONTENT}])")
 MIN_CLAUSE_WORDS = 4  # "Tom and Jerry | and ..." would cut a list of names
 _CLOSERS = "」』）)]\"'”’"
 _QUOTATIVE = ("と", "って")
@@ -78,11 +85,11 @@ class SentenceSplitter:
 
     def _take_clause(self) -> str | None:
         """The first clause, if a long enough one ends before any sentence does."""
-        for end in self._clause_ends():
+        for end, min_words in self._clause_ends():
             if self._sentence_before(end):
                 return None  # a whole sentence comes first
             piece = self._buffer[:end].strip()
-            if end >= self.first_clause_chars and len(piece.split()) >= self._min_words(end):
+            if end >= self.first_clause_chars and len(piece.split()) >= min_words:
                 self._buffer = self._buffer[end:].lstrip()
                 return piece
         return None
@@ -94,16 +101,17 @@ class SentenceSplitter:
             for m in _END.finditer(self._buffer, 0, end)
         )
 
-    def _clause_ends(self) -> list[int]:
-        """Where the buffer may be cut: after a comma, or before a conjunction."""
-        ends = [m.end() for m in _CLAUSE.finditer(self._buffer)]
-        ends += [m.start() for m in _CONJUNCTION.finditer(self._buffer)]
-        return sorted(ends)
+    def _clause_ends(self) -> list[tuple[int, int]]:
+        """Where the buffer may be cut, each with the words the piece before it needs.
 
-    def _min_words(self, end: int) -> int:
-        # A comma is the writer's own pause; a conjunction cut needs a clause before it
-        # ("Yes and no", "Tom and Jerry and Mickey" stay whole).
-        return 1 if self._buffer[end - 1 : end] in ("、", "，", ",") else MIN_CLAUSE_WORDS
+        A comma is the writer's own pause, and Japanese has no spaces to count; a
+        conjunction cut needs a clause before it ("Yes and no", "Tom and Jerry and
+        Mickey" stay whole).
+        """
+        ends = [(m.end(), 1) for m in _CLAUSE.finditer(self._buffer)]
+        ends += [(m.end(), 1) for m in _PHRASE.finditer(self._buffer)]
+        ends += [(m.start(), MIN_CLAUSE_WORDS) for m in _CONJUNCTION.finditer(self._buffer)]
+        return sorted(ends)
 
     def _take_sentence(self) -> str | None:
         start = 0

@@ -119,3 +119,21 @@ def test_conjunction_cut_waits_for_the_whole_word() -> None:
     assert split_sentences("Tom and Jerry and Mickey went out.", first_clause_chars=8) == [
         "Tom and Jerry and Mickey went out."
     ]
+
+
+def test_first_japanese_piece_may_end_after_a_particle() -> None:
+    text = "私は毎日駅前の公園を散歩しています。朝は空気が冷たいです。"
+    expected = ["私は毎日駅前の公園を", "散歩しています。", "朝は空気が冷たいです。"]
+    assert split_sentences(text, first_clause_chars=8) == expected
+    # streamed one character at a time: the cut waits for the word after the particle
+    assert streamed(text, list(range(len(text))), first_clause_chars=8) == expected
+    assert split_sentences(text, first_clause_chars=0) == [
+        "私は毎日駅前の公園を散歩しています。",
+        "朝は空気が冷たいです。",
+    ]
+    for whole in (
+        "今日はとても良い天気ですね。",  # は before hiragana: maybe 「では」, 「には」
+        "東京と大阪と名古屋の天気です。",  # と and の join nouns
+        "こんにちはお元気ですか。",  # は inside a word
+    ):
+        assert split_sentences(whole, first_clause_chars=8) == [whole]
