@@ -11,8 +11,8 @@ synthesized, and synthesis time grows with its length. So, with
 ``first_clause_chars`` set, the first piece may also end at a clause comma
 (、，,) once it is that long, or, in English, before a conjunction that opens
 a clause ("I am not sure | if I can come."), where a speaker may pause too,
-or, in Japanese, after a case or topic particle between two content words
-(「マレーシアは | 水が…」), the end of a phrase. English replies of the
+or, in Japanese, after a case or topic particle that closes a phrase
+(「マレーシアの首都は | どこですか」). English replies of the
 embedded model often run 20+ words without a comma: waiting for the full stop
 cost a second of silence; a long Japanese sentence costs the same. Later
 pieces are whole sentences, which read more naturally.
@@ -38,9 +38,14 @@ _CONJUNCTION = re.compile(
 )
 # A particle ends a Japanese phrase when a content word (kanji or katakana) comes before
 # it and another starts after it: 「水が|冷たい」 but not 「では」, 「こんにちは」 or
-# 「東京と大阪」 (と and の join nouns, so they are left out).
+# 「東京と大阪」 (と and の join nouns, so they are left out). Before hiragana only は, を,
+# も and へ count, and not before another particle: が, に and で also end verbs
+# (曲がる, 死にます, 撫でる), and 「では」 or 「には」 are one particle.
 _CONTENT = "\u3005\u30a1-\u30fa\u30fc\u4e00-\u9fff"
-_PHRASE = re.compile(rf"(?<=[{_CONTENT}])[はがをもにでへ](?=[{_CONTENT}])")
+_PHRASE = re.compile(
+    rf"(?<=[{_CONTENT}])"
+    rf"(?:[はがをもにでへ](?=[{_CONTENT}])|[はをもへ](?=[ぁ-ゖ])(?![はがをにでものとへやかよね]))"
+)
 MIN_CLAUSE_WORDS = 4  # "Tom and Jerry | and ..." would cut a list of names
 _CLOSERS = "」』）)]\"'”’"
 _QUOTATIVE = ("と", "って")

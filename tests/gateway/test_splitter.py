@@ -131,9 +131,17 @@ def test_first_japanese_piece_may_end_after_a_particle() -> None:
         "私は毎日駅前の公園を散歩しています。",
         "朝は空気が冷たいです。",
     ]
+    # は, を, も, へ may end a phrase before hiragana too
+    assert split_sentences("マレーシアの首都はどこですか？", first_clause_chars=8) == [
+        "マレーシアの首都は",
+        "どこですか？",
+    ]
     for whole in (
-        "今日はとても良い天気ですね。",  # は before hiragana: maybe 「では」, 「には」
+        "今日の東京はとても暑いですね。",  # は before と: maybe 「はと」, not a phrase end
         "東京と大阪と名古屋の天気です。",  # と and の join nouns
         "こんにちはお元気ですか。",  # は inside a word
+        "とても長い道が曲がりくねっています。",  # が, に, で before hiragana: maybe a verb's
+        "小さなペットが死にました。",
+        "難しい日本語の勉強ができます。",
     ):
         assert split_sentences(whole, first_clause_chars=8) == [whole]
