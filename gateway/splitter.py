@@ -37,14 +37,18 @@ _CONJUNCTION = re.compile(
     re.IGNORECASE,
 )
 # A particle ends a Japanese phrase when a content word (kanji or katakana) comes before
-# it and another starts after it: 「水が|冷たい」 but not 「では」, 「こんにちは」 or
-# 「東京と大阪」 (と and の join nouns, so they are left out). Before hiragana only は, を,
-# も and へ count, and not before another particle: が, に and で also end verbs
-# (曲がる, 死にます, 撫でる), and 「では」 or 「には」 are one particle.
+# it and another starts after it: 「水が|冷たい」, not 「では」 or 「こんにちは」. Left out:
+# と and の, which join nouns (東京と大阪); に, which starts compound particles and set
+# phrases (に関して, 気に入る); が after 我 (我が家). Before hiragana only は and を count,
+# and not before another particle or a kana that carries on a word (手はず, 大はしゃぎ):
+# がでもへ end words there (曲がる, 前もって, 大へん). Rare misses remain (茹で卵).
 _CONTENT = "\u3005\u30a1-\u30fa\u30fc\u4e00-\u9fff"
+_PARTICLE_KANA = "はがをにでものとへやかよね"
 _PHRASE = re.compile(
     rf"(?<=[{_CONTENT}])"
-    rf"(?:[はがをもにでへ](?=[{_CONTENT}])|[はをもへ](?=[ぁ-ゖ])(?![はがをにでものとへやかよね]))"
+    rf"(?:(?:(?<!我)が|[はをでもへ])(?=[{_CONTENT}])"
+    rf"|を(?=[ぁ-ゖ])(?![{_PARTICLE_KANA}])"
+    rf"|は(?=[ぁ-ゖ])(?![{_PARTICLE_KANA}ずしじっゃゅょちんら]))"
 )
 MIN_CLAUSE_WORDS = 4  # "Tom and Jerry | and ..." would cut a list of names
 _CLOSERS = "」』）)]\"'”’"

@@ -11,6 +11,10 @@ way; only how a prompt is cut into it changes, so the weights need nothing.
 SentencePiece BPE merges, at each step, the adjacent pair whose joined piece
 has the highest score. A tokenizers BPE model does the same when every
 (left, right) split of every piece is a merge ranked by that piece's score.
+One difference is left: SentencePiece matches Gemma's user-defined pieces
+(runs of spaces, HTML tags, the turn markers) whole, and here they are built
+by merges or not at all. The embedded prompt has none of them: it is a plain
+dialogue with each turn's whitespace collapsed.
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ def bpe_model(pieces: list[list[Any]], special: set[str]) -> dict[str, Any]:
     # normal piece: put the byte token back, or byte fallback has a hole.
     names = [piece for piece, _ in pieces]
     if "<0x09>" not in names and "<0x08>" in names:
-        pieces[names.index("<0x08>") + 1][0] = "<0x09>"
+        tab = names.index("<0x08>") + 1
+        if pieces[tab][0] == "\t":
+            pieces[tab][0] = "<0x09>"
     vocab = {piece: i for i, (piece, _) in enumerate(pieces)}
     ranked: list[tuple[float, int, int, str, str]] = []
     for piece, score in pieces:
@@ -60,6 +66,11 @@ def bpe_model(pieces: list[list[Any]], special: set[str]) -> dict[str, Any]:
     }
 
 
+def needs_bpe(folder: Path) -> bool:
+    """True if ``folder/tokenizer.json`` holds the Unigram reading (a regex: every start checks)."""
+    return bool(_UNIGRAM.search((folder / "tokenizer.json").read_text(encoding="utf-8")))
+
+
 def ensure_bpe(folder: Path) -> bool:
     """Rewrite ``folder/tokenizer.json`` as BPE if it holds the Unigram reading; True if it did.
 
@@ -68,14 +79,16 @@ def ensure_bpe(folder: Path) -> bool:
     whole file or the other.
     """
     path = folder / "tokenizer.json"
-    text = path.read_text(encoding="utf-8")
-    if not _UNIGRAM.search(text):  # a regex, not json.loads: every start checks
+    if not needs_bpe(folder):
         return False
-    spec = json.loads(text)
+    spec = json.loads(path.read_text(encoding="utf-8"))
     special = {token["content"] for token in spec.get("added_tokens", [])}
     spec["model"] = bpe_model(spec["model"]["vocab"], special)
     scratch = path.with_name(f"tokenizer.json.{os.getpid()}.tmp")
-    scratch.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
-    os.replace(scratch, path)
+    try:
+        scratch.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+        os.replace(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)
     logger.info("embedded LLM tokenizer rebuilt as SentencePiece BPE in %s", path)
     return True

@@ -17,7 +17,7 @@ from filelock import FileLock
 
 from services.common.models import building, concatenate, is_ready, sha256_file
 
-from .gemma_tokenizer import ensure_bpe
+from .gemma_tokenizer import ensure_bpe, needs_bpe
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +44,9 @@ def ensure_embedded(cache_dir: Path) -> Path:
     """Return the converted model folder, building it first if needed (about 80 s, once)."""
     folder = embedded_model_dir(cache_dir)
     if is_ready(folder):
-        with FileLock(str(folder) + ".lock"):
-            ensure_bpe(folder)  # a folder built before the tokenizer was read as BPE
+        if needs_bpe(folder):  # built before the tokenizer was read as BPE: repair it
+            with FileLock(str(folder) + ".lock"):
+                ensure_bpe(folder)
         return folder
     with building(folder) as scratch:
         if scratch is None:  # another process built it while we waited for the lock

@@ -131,7 +131,7 @@ def test_first_japanese_piece_may_end_after_a_particle() -> None:
         "私は毎日駅前の公園を散歩しています。",
         "朝は空気が冷たいです。",
     ]
-    # は, を, も, へ may end a phrase before hiragana too
+    # は and を may end a phrase before hiragana too
     assert split_sentences("マレーシアの首都はどこですか？", first_clause_chars=8) == [
         "マレーシアの首都は",
         "どこですか？",
@@ -143,5 +143,11 @@ def test_first_japanese_piece_may_end_after_a_particle() -> None:
         "とても長い道が曲がりくねっています。",  # が, に, で before hiragana: maybe a verb's
         "小さなペットが死にました。",
         "難しい日本語の勉強ができます。",
+        "一番のお気に入りの曲です。",  # に starts set phrases: 気に入る, に関して
+        "会議の日程は前もってお知らせします。",  # も, へ, は inside words
+        "昨日の大雨で大へんなことになりました。",
+        "来週の旅行の手はずを整えました。",
+        "今日の公園で大はしゃぎしました。",
+        "日曜日の我が家はとても静かです。",
     ):
         assert split_sentences(whole, first_clause_chars=8) == [whole]
