@@ -54,8 +54,9 @@ class GatewaySettings(BaseSettings):
     max_tokens: int = Field(160, ge=1, le=4096)
     """Reply length limit passed to the LLM."""
     first_clause_chars: int = Field(8, ge=0, le=200)
-    """The reply's first piece may end at a comma once this long, so the voice starts sooner
-    (0: whole sentences only)."""
+    """The reply's first piece may end at a comma, before an English conjunction or after a
+    Japanese particle that closes a phrase once this long, so the voice starts sooner (0: whole
+    sentences only)."""
     one_wav_per_turn: bool = False
     """Send the whole reply as one WAV (the old behaviour) instead of one per sentence."""
 
