@@ -6,6 +6,7 @@ turn) are unit-tested without a model.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -98,6 +99,17 @@ def for_strict_template(messages: Sequence[Message]) -> list[dict[str, str]]:
 
 # A base model continues text; a short dialogue in the target style makes the
 # continuation an assistant line, which ends at the newline (the engine stops there).
+# The dialogue is in the language of the user's last message: after Japanese examples the
+# model answered English speech in Japanese, or echoed it back.
+@dataclass(frozen=True)
+class FewShot:
+    user: str
+    assistant: str
+    separator: str
+    intro: str
+    examples: tuple[tuple[str, str], ...]
+
+
 FEW_SHOT_USER = "ユーザー"
 FEW_SHOT_ASSISTANT = "アシスタント"
 FEW_SHOT_EXAMPLES: tuple[tuple[str, str], ...] = (
@@ -105,6 +117,34 @@ FEW_SHOT_EXAMPLES: tuple[tuple[str, str], ...] = (
     ("日本の首都はどこですか？", "日本の首都は東京です。"),
     ("おすすめの飲み物を教えて。", "温かい緑茶はいかがでしょうか。"),
 )
+FEW_SHOT = {
+    "ja": FewShot(
+        FEW_SHOT_USER,
+        FEW_SHOT_ASSISTANT,
+        "：",
+        "以下は、ユーザーとアシスタントの会話です。",
+        FEW_SHOT_EXAMPLES,
+    ),
+    "en": FewShot(
+        "User",
+        "Assistant",
+        ": ",
+        "The following is a conversation between a user and an assistant.",
+        (
+            ("Hello.", "Hello. What would you like to talk about today?"),
+            ("What is the capital of Japan?", "The capital of Japan is Tokyo."),
+            ("What should I drink?", "How about a cup of warm green tea?"),
+        ),
+    ),
+}
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff66-\uff9f]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def dialogue_language(messages: Sequence[Message]) -> str:
+    """'en' if the last user message is English (Latin letters, no kana or kanji), else 'ja'."""
+    last = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    return "en" if _LATIN.search(last) and not _JAPANESE.search(last) else "ja"
 
 
 def _one_line(text: str) -> str:
@@ -113,14 +153,20 @@ def _one_line(text: str) -> str:
 
 
 def render_few_shot(messages: Sequence[Message]) -> str:
-    """Render a conversation as a plain Japanese dialogue ending with an open assistant line."""
+    """Render a conversation as a plain dialogue ending with an open assistant line.
+
+    The reply line opens with the speaker's name and colon and no space: a trailing
+    space would be a token of its own, where the model writes "▁Word"; the engine drops
+    the space it writes first.
+    """
+    shot = FEW_SHOT[dialogue_language(messages)]
     system = " ".join(_one_line(m.content) for m in messages if m.role == "system")
-    lines = [system or "以下は、ユーザーとアシスタントの会話です。", ""]
-    for user, reply in FEW_SHOT_EXAMPLES:
-        lines += [f"{FEW_SHOT_USER}：{user}", f"{FEW_SHOT_ASSISTANT}：{reply}"]
+    lines = [system or shot.intro, ""]
+    for user, reply in shot.examples:
+        lines += [f"{shot.user}{shot.separator}{user}", f"{shot.assistant}{shot.separator}{reply}"]
     for m in messages:
         if m.role != "system":
-            speaker = FEW_SHOT_USER if m.role == "user" else FEW_SHOT_ASSISTANT
-            lines.append(f"{speaker}：{_one_line(m.content)}")
-    lines.append(f"{FEW_SHOT_ASSISTANT}：")
+            speaker = shot.user if m.role == "user" else shot.assistant
+            lines.append(f"{speaker}{shot.separator}{_one_line(m.content)}")
+    lines.append(f"{shot.assistant}{shot.separator.rstrip()}")
     return "\n".join(lines)

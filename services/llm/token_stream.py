@@ -54,7 +54,8 @@ class TokenStreamer(BaseStreamer):
         if self.hit_newline:
             return
         # Re-decoding the whole reply keeps multi-token characters intact (replies are short).
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        # A reply never starts with a space ("Assistant: Hello" is written "▁Hello").
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True).lstrip(" ")
         if self.stop_at_newline and "\n" in text:
             text, self.hit_newline = text[: text.index("\n")], True
         elif not final and text.endswith("\ufffd"):

@@ -47,6 +47,14 @@ def test_japanese_question_gets_a_one_sentence_japanese_reply(embedded_url: str)
     assert "富士山" in message
 
 
+def test_english_question_gets_an_english_reply(embedded_url: str) -> None:
+    body = {"messages": [{"role": "user", "content": "What is your favourite food?"}]}
+    reply = httpx.post(f"{embedded_url}/chat", json={**body, "temperature": 0}, timeout=120)
+    message = reply.json()["message"]
+    assert re.search(r"[A-Za-z]{3}", message) and not JAPANESE.search(message), message
+    assert message == message.strip() and "\n" not in message, repr(message)
+
+
 def test_stream_is_incremental(embedded_url: str) -> None:
     arrivals: list[float] = []
     final: dict[str, Any] = {}

@@ -8,6 +8,7 @@ from services.llm.prompt import (
     FEW_SHOT_ASSISTANT,
     ContextOverflow,
     Message,
+    dialogue_language,
     for_strict_template,
     normalize,
     render_few_shot,
@@ -98,6 +99,20 @@ def test_few_shot_renders_one_line_per_turn_and_opens_the_reply() -> None:
     assert "ユーザー：元気？ ねえ" in lines  # a newline inside a turn would end the line
     assert lines[-2] == f"{FEW_SHOT_ASSISTANT}：元気"
     assert lines[-1] == f"{FEW_SHOT_ASSISTANT}："
+
+
+def test_few_shot_dialogue_follows_the_language_of_the_last_user_message() -> None:
+    english = render_few_shot([SYS, Message("user", "What is your\nfavourite food?")])
+    lines = english.splitlines()
+    assert lines[0] == SYS.content  # the system prompt is kept as given
+    assert "User: What is your favourite food?" in lines
+    assert lines[-1] == "Assistant:"  # no trailing space: the model writes "▁Word"
+    assert "ユーザー" not in english
+    assert dialogue_language([Message("user", "Hello"), Message("user", "東京はどう？")]) == "ja"
+    assert dialogue_language([Message("user", "東京"), Message("user", "How is Tokyo?")]) == "en"
+    assert dialogue_language([Message("user", "Tokyo タワー")]) == "ja"  # any kana or kanji
+    assert dialogue_language([Message("user", "123!")]) == "ja"  # nothing to tell: the default
+    assert dialogue_language([]) == "ja"
 
 
 def test_trim_counts_a_long_history_only_a_few_times() -> None:
