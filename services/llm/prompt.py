@@ -6,9 +6,10 @@ turn) are unit-tested without a model.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from services.common.language import detect_language
 
 
 @dataclass(frozen=True)
@@ -137,14 +138,11 @@ FEW_SHOT = {
         ),
     ),
 }
-_JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff66-\uff9f]")
-_LATIN = re.compile(r"[A-Za-z]")
 
 
 def dialogue_language(messages: Sequence[Message]) -> str:
     """'en' if the last user message is English (Latin letters, no kana or kanji), else 'ja'."""
-    last = next((m.content for m in reversed(messages) if m.role == "user"), "")
-    return "en" if _LATIN.search(last) and not _JAPANESE.search(last) else "ja"
+    return detect_language(next((m.content for m in reversed(messages) if m.role == "user"), ""))
 
 
 def _one_line(text: str) -> str:

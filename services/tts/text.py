@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from services.common.language import detect_language
+
 # Sentence ends: Japanese and ASCII terminators, possibly repeated ("！？", "?!"),
 # with any closing brackets or quotes that belong to the sentence before them.
 _TERMINATORS = "。！？!?．"
@@ -83,8 +85,6 @@ _EN_SYMBOLS = {
 }  # fmt: skip
 _EN_SYMBOL_RE = re.compile("|".join(re.escape(s) for s in _EN_SYMBOLS))
 
-_JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f々〆]")
-_LATIN = re.compile(r"[A-Za-zＡ-Ｚａ-ｚ]")
 _SPEAKABLE = re.compile(r"[^\W_]")  # any letter or digit, in any script
 
 
@@ -206,15 +206,3 @@ def _cut_long(sentence: str, max_chars: int) -> list[str]:
     if current:
         pieces.append(current)
     return [p.strip() for p in pieces if is_speakable(p)]
-
-
-def detect_language(text: str, default: str = "ja") -> str:
-    """``"ja"`` if the text has any kana or kanji, ``"en"`` if it has Latin letters only.
-
-    Japanese with English words in it ("ChatGPTを使う") is Japanese: the
-    OpenJTalk frontend reads the words in katakana. Text with no letters at all
-    ("42", "12:30") is ``default``: any voice reads digits in its own language.
-    """
-    if _JAPANESE.search(text):
-        return "ja"
-    return "en" if _LATIN.search(text) else default
