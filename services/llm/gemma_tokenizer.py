@@ -79,9 +79,10 @@ def ensure_bpe(folder: Path) -> bool:
     whole file or the other.
     """
     path = folder / "tokenizer.json"
-    if not needs_bpe(folder):
+    text = path.read_text(encoding="utf-8")  # once: the file is tens of megabytes
+    if not _UNIGRAM.search(text):
         return False
-    spec = json.loads(path.read_text(encoding="utf-8"))
+    spec = json.loads(text)
     special = {token["content"] for token in spec.get("added_tokens", [])}
     spec["model"] = bpe_model(spec["model"]["vocab"], special)
     scratch = path.with_name(f"tokenizer.json.{os.getpid()}.tmp")
