@@ -345,6 +345,8 @@ class Turn:
         try:
             # _handover_from stays set while waiting: the old socket may close (detach)
             # before the new one attaches, and attach() must still see the move.
+            if timeout <= 0:  # not waiting at all: skip wait_for's task and cancellation
+                raise TimeoutError
             await asyncio.wait_for(self._moved.wait(), timeout)
             conv.reconnects = True
         except TimeoutError:
