@@ -123,9 +123,12 @@ def summarise(label: str, turns: list[TurnResult], sessions: int) -> dict[str, A
 
 
 async def _request_times(base_url: str, n: int, gap_s: float) -> dict[str, float | None]:
-    """The same small POST to the fakes' /synthesize through httpx (as the gateway sends
-    its calls) and over a bare socket; median ms of each, ``gap_s`` apart."""
+    """The same small POST to the fakes' /synthesize through httpx's own transport, through
+    the gateway's client (httpx over :class:`gateway.transport.LeanTransport`) and over a
+    bare socket; median ms of each, ``gap_s`` apart."""
     import httpx
+
+    from gateway.transport import LeanTransport
 
     host, port = base_url.removeprefix("http://").rsplit(":", 1)
     body = json.dumps({"text": "はい", "format": "wav"}).encode()
@@ -134,17 +137,20 @@ async def _request_times(base_url: str, n: int, gap_s: float) -> dict[str, float
         f"POST /synthesize HTTP/1.1\r\nhost: {host}\r\ncontent-type: {headers['content-type']}"
         f"\r\ncontent-length: {len(body)}\r\n\r\n"
     ).encode() + body
-    via_httpx: list[float] = []
-    bare: list[float] = []
-    async with httpx.AsyncClient() as client:
+    times: dict[str, list[float]] = {"httpx_ms": [], "gateway_client_ms": [], "bare_socket_ms": []}
+    async with (
+        httpx.AsyncClient() as default,
+        httpx.AsyncClient(transport=LeanTransport()) as lean,
+    ):
         reader, writer = await asyncio.open_connection(host, int(port))
         try:
             for _ in range(n):
-                t0 = time.perf_counter()
-                r = await client.post(base_url + "/synthesize", content=body, headers=headers)
-                r.raise_for_status()
-                via_httpx.append(1000 * (time.perf_counter() - t0))
-                await asyncio.sleep(gap_s)
+                for name, client in (("httpx_ms", default), ("gateway_client_ms", lean)):
+                    t0 = time.perf_counter()
+                    r = await client.post(base_url + "/synthesize", content=body, headers=headers)
+                    r.raise_for_status()
+                    times[name].append(1000 * (time.perf_counter() - t0))
+                    await asyncio.sleep(gap_s)
                 t0 = time.perf_counter()
                 writer.write(raw)
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -154,18 +160,18 @@ async def _request_times(base_url: str, n: int, gap_s: float) -> dict[str, float
                     if line.lower().startswith(b"content-length:")
                 )
                 await reader.readexactly(length)
-                bare.append(1000 * (time.perf_counter() - t0))
+                times["bare_socket_ms"].append(1000 * (time.perf_counter() - t0))
                 await asyncio.sleep(gap_s)
         finally:
             writer.close()
-    return {"httpx_ms": pct(via_httpx, 50), "bare_socket_ms": pct(bare, 50)}
+    return {name: pct(values, 50) for name, values in times.items()}
 
 
 def request_floor(base_url: str, n: int = 20) -> dict[str, Any]:
     """What one loopback request to the fakes costs on this machine, outside the gateway:
     back to back, and 0.2 s apart (as a turn's calls come, between stretches of idling,
     when caches have gone cold). A turn makes two after its transcript (LLM, TTS), so
-    twice the httpx figure is a floor under the gateway's added latency."""
+    twice the gateway client's figure is a floor under the gateway's added latency."""
     return {
         "back_to_back": asyncio.run(_request_times(base_url, n, 0.0)),
         "idle_between": asyncio.run(_request_times(base_url, n, 0.2)),

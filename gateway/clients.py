@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from . import transport
 from .settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
@@ -117,10 +118,11 @@ class Upstreams:
         self.settings = settings
         # Keep every connection a burst opened (until KEEPALIVE_S idle): a pool capped below
         # the connections in use closes them on release and opens new ones on the next turn.
-        self.client = client or httpx.AsyncClient(
+        self.client = client or transport.client(
+            settings.lean_http,
             limits=httpx.Limits(
                 max_connections=200, max_keepalive_connections=200, keepalive_expiry=KEEPALIVE_S
-            )
+            ),
         )
         self.asr = Stage("asr", settings.asr_urls, settings.asr_token, settings.asr_timeout_s)
         self.llm = Stage("llm", settings.llm_urls, settings.llm_token, settings.llm_timeout_s)

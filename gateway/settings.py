@@ -44,6 +44,10 @@ class GatewaySettings(BaseSettings):
     """Longest wait for the LLM's first token, and between two tokens."""
     tts_timeout_s: float = Field(30.0, gt=0, le=600)
     """Longest wait for one sentence's audio."""
+    lean_http: bool = True
+    """Call ``http://`` services through the gateway's own lean HTTP/1.1 transport under
+    httpx (about 1 ms less per call than httpx's default one); false: httpx's own for all.
+    ``https://`` services always go through httpx's own."""
 
     language: str = "ja"
     """Language passed to ASR; 'auto' detects it per turn."""

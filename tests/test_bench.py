@@ -124,8 +124,11 @@ def test_request_floor_times_both_clients(urls: tuple[str, str, str]) -> None:
     floor = request_floor(urls[2], n=3)
     for timing in (floor["back_to_back"], floor["idle_between"]):
         assert timing["httpx_ms"] > 0 and timing["bare_socket_ms"] > 0
+        assert timing["gateway_client_ms"] > 0
     res = {"machine": "m", "date": "d", "quick": True, "stack": "s", "request_floor": floor}
     line = markdown(res).splitlines()[-1]
     assert (
-        line.startswith("One loopback POST") and f"{floor['idle_between']['httpx_ms']:.2f}" in line
+        line.startswith("One loopback POST")
+        and f"{floor['idle_between']['httpx_ms']:.2f}" in line
+        and f"{floor['idle_between']['gateway_client_ms']:.2f}" in line
     )
