@@ -1,22 +1,30 @@
 """A lean HTTP/1.1 transport under httpx for the gateway's calls to its services.
 
 httpx's default transport (httpcore over h11 and anyio) spends about 1 ms of
-Python per loopback request when warm and over 2 ms after an idle gap, three
-times what the bytes on the socket take (``make bench`` prints both as the
-request floor). A turn waits on two such calls before its first audio (the
-LLM stream, then TTS), so that cost was most of the gateway's added latency.
+Python per loopback request when warm and over 2 ms after an idle gap, several
+times what the bytes on the socket take (``make bench`` prints all three as the
+request floor). A turn waits on two such calls before its first audio (the LLM
+stream, then TTS), so that cost was most of the gateway's added latency.
 
 This transport keeps httpx's client API (timeouts, errors, streaming, the
 tests' ``MockTransport``) and replaces only the wire part: asyncio streams, a
-keep-alive pool per host, request bytes written in one go, and the response
-read as a content-length or chunked body. It speaks plain ``http://`` and
-hands ``https://`` requests to httpx's own transport; proxies set in the
-environment (``HTTP_PROXY``) still apply, through httpx's proxy transports.
+keep-alive pool per host, the request written in one go, the response read as
+a content-length, chunked or until-close body. It speaks plain ``http://`` and
+hands other schemes to a fallback (httpx's own transport, see :func:`client`).
+Unlike httpx's, it has no cap on connections (each service queues its own
+work) and does not go through ``HTTP_PROXY``; ``GATEWAY_LEAN_HTTP=false``
+brings httpx's transport back for both.
+
+Like httpcore it never sends a request twice: a pooled connection is checked
+before reuse (open at our end, nothing buffered, socket not readable, younger
+than the keep-alive), and one that breaks anyway fails the request, which the
+gateway's failover then handles like any unreachable instance.
 """
 
 from __future__ import annotations
 
 import asyncio
+import select
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
@@ -29,6 +37,7 @@ import httpx
 KEEPALIVE_S = 60.0
 MAX_IDLE_PER_HOST = 200  # a burst of turns opens this many; keep them for the next burst
 HEAD_LIMIT = 64 * 1024  # the longest response head accepted
+READ_SIZE = 64 * 1024  # the most one body read asks for (the read timeout is per read)
 
 T = TypeVar("T")
 
@@ -40,12 +49,22 @@ class _Connection:
         self.idle_since = 0.0
 
     def usable(self, now: float, keepalive_s: float) -> bool:
-        """Still open at our end and at the server's (a server's close shows as EOF)."""
-        return (
-            now - self.idle_since < keepalive_s
-            and not self.reader.at_eof()
-            and not self.writer.is_closing()
-        )
+        """Idle and clean: open at our end, nothing left unread (a server's close, or a
+        ``408`` it sends before closing, shows as EOF or readable bytes), not too old."""
+        if now - self.idle_since >= keepalive_s or self.writer.is_closing():
+            return False
+        reader = self.reader
+        # StreamReader keeps what it has read but not handed out in _buffer (no public API)
+        if reader.at_eof() or reader.exception() is not None or len(reader._buffer):  # type: ignore[attr-defined]
+            return False
+        sock = self.writer.get_extra_info("socket")
+        if sock is None:
+            return True
+        try:
+            readable, _, _ = select.select([sock.fileno()], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
 
     def close(self) -> None:
         self.writer.close()
@@ -61,9 +80,14 @@ async def _bounded(awaitable: Awaitable[T], seconds: float | None) -> T:
         return await awaitable
 
 
+_FORBIDDEN = (b"\r", b"\n", b"\0")
+
+
 def _request_bytes(request: httpx.Request, body: bytes) -> bytes:
     lines = [request.method.encode("ascii") + b" " + request.url.raw_path + b" HTTP/1.1"]
     for name, value in request.headers.raw:
+        if any(c in name or c in value for c in _FORBIDDEN):
+            raise httpx.LocalProtocolError(f"header {name!r} holds a line break", request=request)
         if name.lower() in (b"transfer-encoding", b"content-length"):
             continue  # the body was read whole: its length is known
         lines.append(name + b": " + value)
@@ -72,33 +96,58 @@ def _request_bytes(request: httpx.Request, body: bytes) -> bytes:
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
-def _parse_head(
-    head: bytes, request: httpx.Request
-) -> tuple[int, bytes, list[tuple[bytes, bytes]], bool]:
-    """Status, reason, headers, and whether the server keeps the connection open."""
-    status_line, _, rest = head.partition(b"\r\n")
-    try:
-        version, code, *reason = status_line.split(b" ", 2)
-        status = int(code)
-    except ValueError:
-        raise httpx.RemoteProtocolError(
-            f"bad status line {status_line[:80]!r}", request=request
-        ) from None
-    if not version.startswith(b"HTTP/1."):
-        raise httpx.RemoteProtocolError(f"not HTTP/1.x: {version[:20]!r}", request=request)
-    headers = []
-    keep = version == b"HTTP/1.1"
-    for line in rest.split(b"\r\n"):
-        if not line:
-            continue
-        name, sep, value = line.partition(b":")
-        if not sep:
-            raise httpx.RemoteProtocolError(f"bad header line {line[:80]!r}", request=request)
-        value = value.strip()
-        headers.append((name.strip(), value))
-        if name.strip().lower() == b"connection":
-            keep = value.lower() == b"keep-alive" or (keep and value.lower() != b"close")
-    return status, reason[0] if reason else b"", headers, keep
+class _Head:
+    """A parsed response head: status, reason, headers, and how its body is framed."""
+
+    def __init__(self, head: bytes, request: httpx.Request) -> None:
+        def bad(what: str, text: bytes) -> httpx.RemoteProtocolError:
+            return httpx.RemoteProtocolError(f"bad {what} {text[:80]!r}", request=request)
+
+        status_line, _, rest = head.partition(b"\r\n")
+        version, _, after = status_line.partition(b" ")
+        code, _, self.reason = after.partition(b" ")
+        if version not in (b"HTTP/1.1", b"HTTP/1.0") or not (len(code) == 3 and code.isdigit()):
+            raise bad("status line", status_line)
+        self.version = version
+        self.status = int(code)
+        self.headers: list[tuple[bytes, bytes]] = []
+        connection: list[bytes] = []
+        lengths: set[bytes] = set()
+        coding: list[bytes] = []
+        for line in rest.split(b"\r\n"):
+            if not line:
+                continue
+            name, sep, value = line.partition(b":")
+            if not sep or not name or name != name.strip() or line[:1] in b" \t":
+                raise bad("header line", line)
+            value = value.strip()
+            self.headers.append((name, value))
+            lower = name.lower()
+            if lower == b"connection":
+                connection += [t.strip().lower() for t in value.split(b",")]
+            elif lower == b"content-length":
+                lengths.add(value)
+            elif lower == b"transfer-encoding":
+                coding += [t.strip().lower() for t in value.split(b",")]
+        self.keep = b"close" not in connection and (
+            version == b"HTTP/1.1" or b"keep-alive" in connection
+        )
+        self.chunked = False
+        self.length: int | None = None  # None: the body runs until the server closes
+        if coding:
+            if coding[-1] != b"chunked" or len(coding) > 1:
+                raise bad("transfer-encoding", b", ".join(coding))
+            self.chunked = True
+        elif lengths:
+            value = lengths.pop()
+            if lengths or not value.isdigit():
+                raise bad("content-length", value)
+            self.length = int(value)
+        if self.length is None and not self.chunked:
+            self.keep = False
+
+    def no_body(self, method: str) -> bool:
+        return method == "HEAD" or self.status in (204, 304)
 
 
 class _Body(httpx.AsyncByteStream):
@@ -109,33 +158,20 @@ class _Body(httpx.AsyncByteStream):
         self,
         conn: _Connection,
         request: httpx.Request,
-        headers: list[tuple[bytes, bytes]],
-        keep: bool,
+        head: _Head,
         give_back: Callable[[_Connection], None],
-        no_body: bool,
     ) -> None:
         self._conn = conn
         self._request = request
         self._read_s = _timeout(request, "read")
-        self._keep = keep
+        self._head = head
+        self._empty = head.no_body(request.method)
         self._give_back = give_back
-        self._length: int | None = 0 if no_body else None
-        self._chunked = False
-        for name, value in headers:
-            lower = name.lower()
-            if lower == b"transfer-encoding" and b"chunked" in value.lower():
-                self._chunked = not no_body
-            elif lower == b"content-length" and not no_body:
-                try:
-                    self._length = int(value)
-                except ValueError:
-                    raise httpx.RemoteProtocolError("bad content-length", request=request) from None
-        if self._chunked:
-            self._length = None
-        elif self._length is None:
-            self._keep = False  # read until the server closes: the connection ends with it
         self._complete = False
         self._closed = False
+
+    def _error(self, message: str) -> httpx.RemoteProtocolError:
+        return httpx.RemoteProtocolError(message, request=self._request)
 
     async def _read(self, awaitable: Awaitable[bytes]) -> bytes:
         try:
@@ -145,40 +181,52 @@ class _Body(httpx.AsyncByteStream):
                 "timed out reading the response", request=self._request
             ) from None
         except asyncio.IncompleteReadError:
-            raise httpx.RemoteProtocolError(
-                "connection closed in the middle of the response", request=self._request
-            ) from None
+            raise self._error("connection closed in the middle of the response") from None
         except asyncio.LimitOverrunError:
-            raise httpx.RemoteProtocolError(
-                "chunk header too long", request=self._request
-            ) from None
+            raise self._error("chunk header too long") from None
         except OSError as exc:
             raise httpx.ReadError(
                 str(exc) or exc.__class__.__name__, request=self._request
             ) from exc
 
+    async def _exactly(self, n: int) -> AsyncIterator[bytes]:
+        """``n`` bytes, in pieces as they arrive (the read timeout applies to each)."""
+        reader = self._conn.reader
+        while n > 0:
+            data = await self._read(reader.read(min(n, READ_SIZE)))
+            if not data:
+                raise self._error("connection closed in the middle of the response")
+            n -= len(data)
+            yield data
+
     async def __aiter__(self) -> AsyncIterator[bytes]:
         reader = self._conn.reader
-        if self._chunked:
+        if self._empty:
+            pass
+        elif self._head.chunked:
             while True:
-                line = await self._read(reader.readuntil(b"\r\n"))
-                try:
-                    size = int(line.split(b";", 1)[0].strip(), 16)
-                except ValueError:
-                    raise httpx.RemoteProtocolError(
-                        "bad chunk size", request=self._request
-                    ) from None
+                line = (await self._read(reader.readuntil(b"\r\n")))[:-2]
+                size_text = line.split(b";", 1)[0].strip()
+                if (
+                    not size_text
+                    or len(size_text) > 16
+                    or size_text.strip(b"0123456789abcdefABCDEF")
+                ):
+                    raise self._error(f"bad chunk size {line[:40]!r}")
+                size = int(size_text, 16)
                 if size == 0:
                     while await self._read(reader.readuntil(b"\r\n")) != b"\r\n":
                         pass  # trailers: none expected, skipped
                     break
-                data = await self._read(reader.readexactly(size + 2))
-                yield data[:-2]
-        elif self._length is not None:
-            if self._length:
-                yield await self._read(reader.readexactly(self._length))
+                async for data in self._exactly(size):
+                    yield data
+                if await self._read(reader.readexactly(2)) != b"\r\n":
+                    raise self._error("chunk not followed by CRLF")
+        elif self._head.length is not None:
+            async for data in self._exactly(self._head.length):
+                yield data
         else:
-            while data := await self._read(reader.read(65536)):
+            while data := await self._read(reader.read(READ_SIZE)):
                 yield data
         self._complete = True
 
@@ -186,7 +234,7 @@ class _Body(httpx.AsyncByteStream):
         if self._closed:
             return
         self._closed = True
-        if self._complete and self._keep:
+        if self._complete and self._head.keep:
             self._give_back(self._conn)
         else:
             self._conn.close()
@@ -208,6 +256,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         self.max_idle_per_host = max_idle_per_host
         self._clock = clock
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
+        self._closed = False
         self.opened = 0  # connections opened so far (for tests and diagnostics)
 
     def _take(self, origin: tuple[str, int]) -> _Connection | None:
@@ -223,10 +272,13 @@ class LeanTransport(httpx.AsyncBaseTransport):
     def _give_back(self, origin: tuple[str, int]) -> Callable[[_Connection], None]:
         def give_back(conn: _Connection) -> None:
             idle = self._idle.setdefault(origin, [])
-            if len(idle) >= self.max_idle_per_host or conn.writer.is_closing():
+            now = self._clock()
+            while idle and now - idle[0].idle_since >= self.keepalive_s:
+                idle.pop(0).close()  # the oldest, left over from an earlier burst
+            if self._closed or len(idle) >= self.max_idle_per_host or conn.writer.is_closing():
                 conn.close()
                 return
-            conn.idle_since = self._clock()
+            conn.idle_since = now
             idle.append(conn)
 
         return give_back
@@ -234,7 +286,9 @@ class LeanTransport(httpx.AsyncBaseTransport):
     async def _connect(self, request: httpx.Request, origin: tuple[str, int]) -> _Connection:
         try:
             reader, writer = await _bounded(
-                asyncio.open_connection(*origin, limit=HEAD_LIMIT), _timeout(request, "connect")
+                # (no happy_eyeballs_delay: uvloop, the gateway's loop, does not take it)
+                asyncio.open_connection(*origin, limit=HEAD_LIMIT),
+                _timeout(request, "connect"),
             )
         except TimeoutError:
             raise httpx.ConnectTimeout(
@@ -253,54 +307,49 @@ class LeanTransport(httpx.AsyncBaseTransport):
             raise httpx.UnsupportedProtocol(f"{url.scheme}: not served by LeanTransport")
         origin = (url.host, url.port or 80)
         data = _request_bytes(request, await request.aread())
-        while True:
-            conn = self._take(origin)
-            reused = conn is not None
-            if conn is None:
-                conn = await self._connect(request, origin)
-            try:
-                head = await self._exchange(conn, request, data)
-            except _Stale:
-                conn.close()
-                if reused:
-                    continue  # the server closed it while idle, before reading our request
-                raise httpx.RemoteProtocolError(
-                    "server closed the connection without a response", request=request
-                ) from None
-            except BaseException:
-                conn.close()
-                raise
-            status, reason, headers, keep = _parse_head(head, request)
-            no_body = request.method == "HEAD" or status in (204, 304) or 100 <= status < 200
-            body = _Body(conn, request, headers, keep, self._give_back(origin), no_body)
-            extensions = {"http_version": b"HTTP/1.1", "reason_phrase": reason}
-            return httpx.Response(status, headers=headers, stream=body, extensions=extensions)
+        conn = self._take(origin) or await self._connect(request, origin)
+        try:
+            head = await self._exchange(conn, request, data)
+            body = _Body(conn, request, head, self._give_back(origin))
+        except BaseException:
+            conn.close()
+            raise
+        extensions = {"http_version": head.version, "reason_phrase": head.reason}
+        return httpx.Response(head.status, headers=head.headers, stream=body, extensions=extensions)
 
-    async def _exchange(self, conn: _Connection, request: httpx.Request, data: bytes) -> bytes:
-        """Write the request, read the response head."""
+    async def _exchange(self, conn: _Connection, request: httpx.Request, data: bytes) -> _Head:
+        """Write the request, read the final response head (interim 1xx ones skipped)."""
         try:
             conn.writer.write(data)
             await _bounded(conn.writer.drain(), _timeout(request, "write"))
         except TimeoutError:
             raise httpx.WriteTimeout("timed out sending the request", request=request) from None
         except OSError as exc:
-            raise _Stale() from exc
-        try:
-            return await _bounded(conn.reader.readuntil(b"\r\n\r\n"), _timeout(request, "read"))
-        except TimeoutError:
-            raise httpx.ReadTimeout("timed out waiting for the response", request=request) from None
-        except asyncio.IncompleteReadError as exc:
-            if exc.partial:
-                raise httpx.RemoteProtocolError(
-                    "connection closed in the middle of the response head", request=request
+            raise httpx.WriteError(str(exc) or exc.__class__.__name__, request=request) from exc
+        while True:
+            try:
+                raw = await _bounded(conn.reader.readuntil(b"\r\n\r\n"), _timeout(request, "read"))
+            except TimeoutError:
+                raise httpx.ReadTimeout(
+                    "timed out waiting for the response", request=request
                 ) from None
-            raise _Stale() from None
-        except asyncio.LimitOverrunError:
-            raise httpx.RemoteProtocolError("response head too long", request=request) from None
-        except OSError as exc:
-            raise _Stale() from exc
+            except asyncio.IncompleteReadError as exc:
+                what = "in the middle of the response head" if exc.partial else "without a response"
+                raise httpx.RemoteProtocolError(
+                    f"server closed the connection {what}", request=request
+                ) from None
+            except asyncio.LimitOverrunError:
+                raise httpx.RemoteProtocolError("response head too long", request=request) from None
+            except OSError as exc:
+                raise httpx.ReadError(str(exc) or exc.__class__.__name__, request=request) from exc
+            head = _Head(raw, request)
+            if not 100 <= head.status < 200:
+                return head
+            if head.status == 101:
+                raise httpx.RemoteProtocolError("unexpected protocol switch", request=request)
 
     async def aclose(self) -> None:
+        self._closed = True
         for idle in self._idle.values():
             for conn in idle:
                 conn.close()
@@ -309,14 +358,11 @@ class LeanTransport(httpx.AsyncBaseTransport):
             await self.fallback.aclose()
 
 
-class _Stale(Exception):
-    """The connection broke before any byte of a response came back."""
-
-
 def client(lean: bool, limits: httpx.Limits) -> httpx.AsyncClient:
     """An httpx client for calling the services: the lean transport for ``http://`` (the
     usual case: loopback or a LAN host) and httpx's own, with ``limits``, for the rest;
-    httpx's own for everything when ``lean`` is off."""
+    httpx's own for everything (proxies from the environment included) when ``lean`` is
+    off."""
     if not lean:
         return httpx.AsyncClient(limits=limits)
     return httpx.AsyncClient(transport=LeanTransport(httpx.AsyncHTTPTransport(limits=limits)))

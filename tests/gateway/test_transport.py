@@ -14,11 +14,12 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from gateway.transport import LeanTransport, _Connection
+from gateway.transport import LeanTransport
 
 pytestmark = pytest.mark.anyio
 
-Reply = Callable[[int, bytes], bytes | None]  # (connection number, request) -> raw response
+# (connection number, request) -> raw response; a list: parts sent 0.2 s apart
+Reply = Callable[[int, bytes], bytes | list[bytes] | None]
 
 
 class Script:
@@ -31,6 +32,7 @@ class Script:
         self.connections = 0
         self.server: asyncio.Server | None = None
         self.close_after_reply = False
+        self.eof: list[int] = []  # connections the client closed
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -50,11 +52,16 @@ class Script:
                 if not answer:  # never answer; wait for the client to give up
                     await reader.read()
                     break
-                writer.write(answer)
-                await writer.drain()
+                for i, part in enumerate([answer] if isinstance(answer, bytes) else answer):
+                    if i:
+                        await asyncio.sleep(0.2)
+                    writer.write(part)
+                    await writer.drain()
                 if self.close_after_reply:
                     break
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self.eof.append(conn)
+        except asyncio.CancelledError:
             pass
         finally:
             writer.close()
@@ -128,28 +135,46 @@ async def test_body_to_eof_and_connection_close_are_not_reused(
     assert [c for c, _ in script.requests] == [1, 2, 3, 3]
 
 
-async def test_connection_dropped_while_idle_is_replaced(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+async def test_pooled_connection_closed_or_dirty_is_not_reused(
+    client: httpx.AsyncClient,
 ) -> None:
-    """A server closing a kept-alive connection before reading the next request: the
-    request goes out again on a new connection, once, and succeeds."""
-    seen: list[int] = []
-
-    def reply(conn: int, req: bytes) -> bytes | None:
-        seen.append(conn)
-        return ok()(conn, req)
-
-    script = Script(reply)
+    """A connection the server closed while idle, or wrote to unasked (a 408 before
+    closing), is dropped from the pool before use: each request is sent once."""
+    script = Script(ok())
     script.close_after_reply = True  # like a server whose keep-alive ran out
     async with script as url:
         assert (await client.get(url)).content == b"hello"
-        await asyncio.sleep(0.05)  # the close reaches us: the pool drops the connection
+        await asyncio.sleep(0.05)
         assert (await client.get(url)).content == b"hello"
-        # A close that has not reached the pool yet: the request fails on the dead
-        # connection before any answer, and is sent again on a fresh one.
-        monkeypatch.setattr(_Connection, "usable", lambda self, now, keepalive_s: True)
+    assert [c for c, _ in script.requests] == [1, 2]
+
+    script = Script(ok(extra=b"x-extra: 1\r\n"))
+    async with script as url:
         assert (await client.get(url)).content == b"hello"
-    assert seen == [1, 2, 3]
+        transport = client._transport
+        assert isinstance(transport, LeanTransport)
+        (conn,) = transport._idle[("127.0.0.1", int(url.rsplit(":", 1)[1]))]
+        conn.reader.feed_data(b"HTTP/1.1 408 Request Timeout\r\n\r\n")  # unsolicited
+        r = await client.get(url)
+        assert (r.status_code, r.headers["x-extra"]) == (200, "1")
+    assert [c for c, _ in script.requests] == [1, 2]
+
+
+async def test_request_is_never_sent_twice(client: httpx.AsyncClient) -> None:
+    """A server that takes a POST on a pooled connection and closes it without an answer
+    (a crash): the request fails once; it is not replayed on the other pooled ones."""
+    crash = False
+
+    def reply(conn: int, req: bytes) -> bytes | None:
+        return None if crash else ok()(conn, req)
+
+    script = Script(reply)
+    async with script as url:
+        await asyncio.gather(*(client.post(url, content=b"x") for _ in range(3)))
+        crash = True
+        with pytest.raises(httpx.RemoteProtocolError, match="without a response"):
+            await client.post(url, content=b"work")
+    assert sum(req.endswith(b"work") for _, req in script.requests) == 1
 
 
 async def test_stream_left_early_closes_the_connection(client: httpx.AsyncClient) -> None:
@@ -174,26 +199,73 @@ async def test_errors_are_httpx_errors() -> None:
         b"/bad": b"garbage\r\n\r\n",
         b"/cut": b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly this",
         b"/badchunk": b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+        b"/nocrlf": b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nabXY",
+        b"/negative": b"HTTP/1.1 200 OK\r\ncontent-length: -5\r\n\r\n",
+        b"/gzipped": b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n",
         b"/slow": b"",  # never answered
         b"/ok": ok()(0, b""),
     }
     script = Script(lambda conn, req: answers.get(req.split(b" ")[1]))
-    script.close_after_reply = True
     async with httpx.AsyncClient(transport=LeanTransport(), timeout=0.3) as client:
         async with script as url:
-            with pytest.raises(httpx.RemoteProtocolError, match="bad status line"):
+            with pytest.raises(httpx.RemoteProtocolError, match="status line"):
                 await client.get(url + "/bad")
+            script.close_after_reply = True
             with pytest.raises(httpx.RemoteProtocolError, match="middle of the response"):
                 await client.get(url + "/cut")
             with pytest.raises(httpx.RemoteProtocolError, match="chunk size"):
                 await client.get(url + "/badchunk")
+            with pytest.raises(httpx.RemoteProtocolError, match="CRLF"):
+                await client.get(url + "/nocrlf")
+            with pytest.raises(httpx.RemoteProtocolError, match="content-length"):
+                await client.get(url + "/negative")
+            with pytest.raises(httpx.RemoteProtocolError, match="transfer-encoding"):
+                await client.get(url + "/gzipped")
             with pytest.raises(httpx.ReadTimeout):
                 await client.get(url + "/slow")
             with pytest.raises(httpx.RemoteProtocolError, match="without a response"):
                 await client.get(url + "/none")  # closed with no answer
+            with pytest.raises(httpx.LocalProtocolError):
+                await client.get(url + "/ok", headers={"x": "a\r\nInjected: 1"})
             assert (await client.get(url + "/ok")).content == b"hello"  # still usable
+            await asyncio.sleep(0.05)
+        assert 1 in script.eof  # the connection with the bad head was closed, not leaked
         with pytest.raises(httpx.ConnectError):
             await client.get(url + "/ok")  # nobody listens there any more
+
+
+async def test_protocol_details(client: httpx.AsyncClient) -> None:
+    answers: dict[bytes, bytes | list[bytes]] = {
+        # an interim response, then the real one
+        b"/hints": b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n" + ok(b"final")(0, b""),
+        b"/old": b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nv0",
+        b"/closing": ok(b"c", b"connection: close, te\r\n")(0, b""),
+        # 10 bytes over 0.6 s: the read timeout (0.5 s) is per read, not for the body
+        b"/trickle": [b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n"]
+        + [b"ab", b"cd", b"ef", b"ghij"],
+    }
+    script = Script(lambda conn, req: answers.get(req.split(b" ")[1]) or ok()(conn, req))
+    async with script as url:
+        r = await client.get(url + "/hints")
+        assert (r.status_code, r.content) == (200, b"final")
+        assert (await client.get(url + "/x")).content == b"hello"  # same connection, in step
+        r = await client.get(url + "/old")
+        assert (r.http_version, r.content) == ("HTTP/1.0", b"v0")
+        assert (await client.get(url + "/closing")).content == b"c"
+        assert (await client.get(url + "/trickle", timeout=0.5)).content == b"abcdefghij"
+    # HTTP/1.0 without keep-alive and "close, te" both end their connection
+    assert [c for c, _ in script.requests] == [1, 1, 1, 2, 3]
+
+
+async def test_closed_transport_keeps_nothing() -> None:
+    transport = LeanTransport()
+    script = Script(lambda conn, req: b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+    async with script as url:
+        client = httpx.AsyncClient(transport=transport)
+        async with client.stream("GET", url) as r:
+            await client.aclose()  # while a response is still open
+            assert await r.aread() == b"ok"
+        assert not any(transport._idle.values())
 
 
 async def test_other_schemes_go_to_the_fallback() -> None:
@@ -209,3 +281,18 @@ async def test_other_schemes_go_to_the_fallback() -> None:
     assert asked == ["https://remote.example/health"]
     with pytest.raises(httpx.UnsupportedProtocol):
         await LeanTransport().handle_async_request(httpx.Request("GET", "https://x/"))
+
+
+def test_runs_on_uvloop() -> None:
+    """The gateway runs on uvloop (uvicorn's default where installed), whose streams and
+    sockets differ from asyncio's: connect, reuse check and body reads there too."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> list[int]:
+        script = Script(ok())
+        async with script as url, httpx.AsyncClient(transport=LeanTransport()) as client:
+            for _ in range(3):
+                assert (await client.post(url, json={"a": 1})).content == b"hello"
+        return [c for c, _ in script.requests]
+
+    assert uvloop.run(main()) == [1, 1, 1]
