@@ -31,11 +31,6 @@ logger = logging.getLogger(__name__)
 # short enough that a restarted service is back in the rotation within a turn or two.
 FAILED_URL_COOLDOWN_S = 10.0
 BUSY = 503  # a service's inference queue is full (ServiceBusy)
-# Idle upstream connections are dropped before the services' own keep-alive timeout
-# (75 s, services.common.server; uvicorn's default is 5 s): reusing one the server is
-# closing right then would fail a request. A turn a minute after the last one still
-# finds its connections open.
-KEEPALIVE_S = 60.0
 # After an event stream's [DONE], how long to wait for the end of its body (normally there
 # at once); reading it lets the connection be reused instead of closed.
 STREAM_END_WAIT_S = 1.0
@@ -121,7 +116,9 @@ class Upstreams:
         self.client = client or transport.client(
             settings.lean_http,
             limits=httpx.Limits(
-                max_connections=200, max_keepalive_connections=200, keepalive_expiry=KEEPALIVE_S
+                max_connections=200,
+                max_keepalive_connections=200,
+                keepalive_expiry=transport.KEEPALIVE_S,
             ),
         )
         self.asr = Stage("asr", settings.asr_urls, settings.asr_token, settings.asr_timeout_s)

@@ -34,7 +34,7 @@ import httpx
 # An idle connection the server has had this long may be closed by it any moment (the
 # services keep connections 75 s, uvicorn's default is 5 s): closing ours first avoids
 # writing a request into a socket the server is closing.
-KEEPALIVE_S = 60.0
+KEEPALIVE_S = 60.0  # a turn a minute after the last one still finds its connections open
 MAX_IDLE_PER_HOST = 200  # a burst of turns opens this many; keep them for the next burst
 HEAD_LIMIT = 64 * 1024  # the longest response head accepted
 READ_SIZE = 64 * 1024  # the most one body read asks for (the read timeout is per read)
