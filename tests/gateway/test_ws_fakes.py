@@ -6,6 +6,7 @@ gateway: event order, pacing, reconnect adoption, barge-in, errors, bad input.
 
 from __future__ import annotations
 
+import gc
 import io
 import time
 import wave
@@ -304,3 +305,11 @@ def test_close_before_reopen_does_not_stall_the_reply(ws_url: str, fake: FakeBeh
         if event["event"] == "assistantMessageGenerated":  # LocalChatVRM reconnects here too
             c.reconnect([*history, {"role": "assistant", "content": "こんにちは。元気です。"}])
     assert time.monotonic() - reopened < 0.3  # not the 0.5 s (or 2 s grace) handover timeout
+
+
+def test_startup_objects_are_hidden_from_the_collector(fake_url: str) -> None:
+    """A full collection over everything startup made held the loop for ~16 ms under load."""
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    with serve(create_app(gateway(fake_url))):
+        assert gc.get_freeze_count() > 10_000
