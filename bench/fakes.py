@@ -10,6 +10,7 @@ import json
 import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -114,16 +115,98 @@ def create_fake_services(b: FakeBehaviour) -> FastAPI:
     return app
 
 
+class InstantFakes(asyncio.Protocol):
+    """The same three answers as :func:`create_fake_services` with its defaults, from a
+    bare HTTP/1.1 server: each response is prepared bytes, written as soon as the request
+    is in (keep-alive, content-length bodies). A FastAPI fake spends about half a
+    millisecond of its own per request; measuring the gateway, that time is the fake's,
+    not the gateway's, so ``python -m bench.fakes`` serves these."""
+
+    def __init__(self, answers: dict[tuple[str, str], bytes]) -> None:
+        self.answers = answers
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            method, target, *_ = self.buffer[:end].split(b" ", 2)
+            length = 0
+            for line in self.buffer[:end].split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"transfer-encoding":
+                    self._reply(_response(411, "application/json", b'{"error":"no chunked"}'))
+                    self.transport.close()
+                    return
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if len(self.buffer) < end + 4 + length:
+                return  # the body is still on its way
+            self.buffer = self.buffer[end + 4 + length :]
+            path = target.split(b"?", 1)[0].decode("latin-1")
+            self._reply(self.answers.get((method.decode("latin-1"), path), NOT_FOUND))
+
+    def _reply(self, response: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(response)
+
+
+def _response(status: int, media_type: str, body: bytes, chunked: bool = False) -> bytes:
+    reason = {200: "OK", 404: "Not Found", 411: "Length Required"}[status]
+    framing = "transfer-encoding: chunked" if chunked else f"content-length: {len(body)}"
+    return (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: {media_type}\r\n{framing}\r\n\r\n".encode()
+        + body
+    )
+
+
+NOT_FOUND = _response(404, "application/json", b'{"error":{"message":"not found"}}')
+
+
+def instant_answers(b: FakeBehaviour) -> dict[tuple[str, str], bytes]:
+    """:class:`InstantFakes`' responses: ``b``'s transcript, reply pieces (one SSE chunk
+    each, then finish and [DONE], as the LLM service streams) and a tone WAV."""
+
+    def as_json(value: object) -> bytes:
+        return json.dumps(value, ensure_ascii=False).encode()
+
+    events = [{"delta": piece} for piece in b.reply_pieces] + [{"finish_reason": "stop"}]
+    lines = [f"data: {json.dumps(e)}\n\n".encode() for e in events] + [b"data: [DONE]\n\n"]
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(line), line) for line in lines) + b"0\r\n\r\n"
+    return {
+        ("GET", "/health"): _response(200, "application/json", as_json({"status": "ok"})),
+        ("POST", "/transcribe"): _response(
+            200, "application/json", as_json({"text": b.transcript, "language": "ja"})
+        ),
+        ("POST", "/chat/stream"): _response(200, "text/event-stream", chunks, chunked=True),
+        ("POST", "/synthesize"): _response(200, "audio/wav", tone_wav(b.audio_s)),
+    }
+
+
+async def serve_instant(port: int, b: FakeBehaviour) -> None:
+    """Serve :class:`InstantFakes` on loopback ``port`` until cancelled."""
+    answers = instant_answers(b)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: InstantFakes(answers), "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+
 def main() -> None:
-    """``python -m bench.fakes``: serve the fakes on ``FAKES_PORT`` (loopback) until killed,
-    for measuring the gateway in its own process; ``FAKES_AUDIO_S`` sets the WAV length."""
+    """``python -m bench.fakes``: serve :class:`InstantFakes` on ``FAKES_PORT`` (loopback)
+    until killed, for measuring the gateway in its own process; ``FAKES_AUDIO_S`` sets the
+    WAV length."""
     import os
 
-    import uvicorn
+    import uvloop
 
     behaviour = FakeBehaviour(audio_s=float(os.environ.get("FAKES_AUDIO_S", "0.05")))
     port = int(os.environ.get("FAKES_PORT", "8011"))
-    uvicorn.run(create_fake_services(behaviour), host="127.0.0.1", port=port, log_level="warning")
+    uvloop.run(serve_instant(port, behaviour))
 
 
 if __name__ == "__main__":

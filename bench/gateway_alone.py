@@ -1,6 +1,7 @@
 """What the gateway itself adds to a turn, with instant fake services over real HTTP.
 
-The gateway, the fakes (:mod:`bench.fakes`: instant transcript, reply and a
+The gateway, the fakes (:class:`bench.fakes.InstantFakes`: a bare HTTP/1.1
+server answering with prepared bytes, a transcript, a two-piece reply and a
 50 ms WAV) and the talkers run as three processes on loopback, so none of
 them holds the others' interpreter lock. Many sessions stream real speech at
 real-time pace at once; each turn's ``firstAudioMs`` (the gateway's clock,

@@ -9,6 +9,7 @@ Audio goes 8x faster than real time to keep it quick.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,3 +133,52 @@ def test_request_floor_times_both_clients(urls: tuple[str, str, str]) -> None:
         and f"{floor['idle_between']['httpx_ms']:.2f}" in line
         and f"{floor['idle_between']['gateway_client_ms']:.2f}" in line
     )
+
+
+def test_instant_fakes_answer_as_the_fastapi_fakes_do() -> None:
+    """``python -m bench.fakes`` (what the gateway-alone measurement runs against) serves
+    the FakeBehaviour defaults from prepared bytes: the gateway's own client reads them."""
+    import asyncio
+    import socket
+
+    from bench.stack import ServiceProcess
+    from gateway.clients import Upstreams
+
+    fakes = ServiceProcess("bench.fakes", "FAKES_", {"FAKES_AUDIO_S": "0.02"}).start(timeout=60)
+    try:
+        url = fakes.url
+        settings = GatewaySettings(asr_urls=[url], llm_urls=[url], tts_urls=[url])
+        expected = FakeBehaviour()
+
+        async def through_the_gateway_client() -> tuple[str, list[str], bytes]:
+            up = Upstreams(settings)
+            try:
+                text = await up.transcribe(b"\0\0" * 1600, "ja")
+                pieces = [p async for p in up.chat_stream([{"role": "user", "content": "x"}], 8)]
+                wav = await up.synthesize("はい", None)
+                return text, pieces, wav
+            finally:
+                await up.aclose()
+
+        text, pieces, wav = asyncio.run(through_the_gateway_client())
+        assert text == expected.transcript and pieces == expected.reply_pieces
+        assert wav[:4] == b"RIFF" and len(wav) == 44 + 2 * int(0.02 * 24000)
+
+        # a request split across packets, then two in one write, on one connection
+        host, port = url.removeprefix("http://").split(":")
+        body = b'{"text": "a"}'
+        head = b"POST /synthesize HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n" % len(body)
+        with socket.create_connection((host, int(port)), timeout=5) as s:
+            s.sendall(head[:10])
+            s.sendall(head[10:] + body[:3])
+            s.sendall(
+                body[3:] + b"GET /nope HTTP/1.1\r\nhost: x\r\n\r\nGET /health HTTP/1.1\r\n\r\n"
+            )
+            got = b""
+            while got.count(b"HTTP/1.1 ") < 3 or not got.endswith(b'{"status": "ok"}'):
+                chunk = s.recv(65536)
+                assert chunk, got[-200:]
+                got += chunk
+        assert re.findall(rb"HTTP/1\.1 (\d{3}) ", got) == [b"200", b"404", b"200"]
+    finally:
+        fakes.stop()
