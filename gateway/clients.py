@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
+import urllib.parse
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
@@ -34,6 +36,12 @@ BUSY = 503  # a service's inference queue is full (ServiceBusy)
 # After an event stream's [DONE], how long to wait for the end of its body (normally there
 # at once); reading it lets the connection be reused instead of closed.
 STREAM_END_WAIT_S = 1.0
+USER_AGENT = "koe-gateway"
+JSON = "application/json"
+
+
+def _json(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False).encode()
 
 
 class UpstreamError(Exception):
@@ -81,6 +89,14 @@ class Stage:
         self._failed_until: dict[str, float] = {}
         self.headers = {"authorization": f"Bearer {token.get_secret_value()}"} if token else {}
         self.timeout = httpx.Timeout(timeout_s, connect=min(5.0, timeout_s))
+        self._timeouts = {"timeout": self.timeout.as_dict()}
+
+    def request(self, url: str, content: bytes, content_type: str) -> httpx.Request:
+        """A POST to ``url`` with this stage's token and timeouts."""
+        headers = {**self.headers, "content-type": content_type, "user-agent": USER_AGENT}
+        return httpx.Request(
+            "POST", _url(url), content=content, headers=headers, extensions=self._timeouts
+        )
 
     def candidates(self) -> list[str]:
         """Every URL in the order to try them: the healthy ones in rotation, then those
@@ -108,38 +124,47 @@ class Stage:
         self._failed_until.pop(url, None)
 
 
+@functools.lru_cache(maxsize=256)
+def _url(url: str) -> httpx.URL:
+    """Parsed once: the few URLs a gateway calls (parsing one costs tens of microseconds)."""
+    return httpx.URL(url)
+
+
 class Upstreams:
     def __init__(self, settings: GatewaySettings, client: httpx.AsyncClient | None = None) -> None:
+        """``client``: send through it (tests); default: :meth:`Sender.for_services`."""
         self.settings = settings
         # Keep every connection a burst opened (until KEEPALIVE_S idle): a pool capped below
         # the connections in use closes them on release and opens new ones on the next turn.
-        self.client = client or transport.client(
-            settings.lean_http,
-            limits=httpx.Limits(
-                max_connections=200,
-                max_keepalive_connections=200,
-                keepalive_expiry=transport.KEEPALIVE_S,
-            ),
+        self.sender = (
+            transport.Sender(client)
+            if client is not None
+            else transport.Sender.for_services(
+                settings.lean_http,
+                limits=httpx.Limits(
+                    max_connections=200,
+                    max_keepalive_connections=200,
+                    keepalive_expiry=transport.KEEPALIVE_S,
+                ),
+            )
         )
         self.asr = Stage("asr", settings.asr_urls, settings.asr_token, settings.asr_timeout_s)
         self.llm = Stage("llm", settings.llm_urls, settings.llm_token, settings.llm_timeout_s)
         self.tts = Stage("tts", settings.tts_urls, settings.tts_token, settings.tts_timeout_s)
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.sender.aclose()
 
     async def _post(
-        self, stage: Stage, path: str, headers: dict[str, str] | None = None, **kwargs: Any
+        self, stage: Stage, path: str, content: bytes, content_type: str
     ) -> httpx.Response:
+        """``path`` posted to the stage's first instance that takes it; the response read."""
         last = "unreachable"
         for base in stage.candidates():
             try:
-                r = await self.client.post(
-                    base + path,
-                    headers={**stage.headers, **(headers or {})},
-                    timeout=stage.timeout,
-                    **kwargs,
-                )
+                r = await self.sender.send(stage.request(base + path, content, content_type))
+                async with contextlib.aclosing(r):  # closed if reading it fails midway
+                    await r.aread()
             except httpx.ConnectTimeout:
                 # a host that drops packets (a stopped cloud VM): the next URL may answer
                 stage.failed(base)
@@ -161,20 +186,15 @@ class Upstreams:
         raise UpstreamError(stage.name, last)
 
     async def transcribe(self, pcm: bytes, language: str) -> str:
-        r = await self._post(
-            self.asr,
-            "/transcribe",
-            content=pcm,
-            params={"language": language, "sample_rate": "16000"},
-            headers={"content-type": "audio/pcm"},
-        )
+        query = urllib.parse.urlencode({"language": language, "sample_rate": "16000"})
+        r = await self._post(self.asr, "/transcribe?" + query, pcm, "audio/pcm")
         return str(r.json()["text"])
 
     async def synthesize(self, text: str, voice: str | None) -> bytes:
         body: dict[str, Any] = {"text": text, "format": "wav"}
         if voice:
             body["voice"] = voice
-        r = await self._post(self.tts, "/synthesize", json=body)
+        r = await self._post(self.tts, "/synthesize", _json(body), JSON)
         return r.content
 
     async def chat_stream(
@@ -183,18 +203,13 @@ class Upstreams:
         """Yield the reply's text pieces. Closing the iterator closes the HTTP stream,
         which stops generation upstream (barge-in depends on it)."""
         stage = self.llm
-        body = {"messages": messages, "max_tokens": max_tokens}
+        body = _json({"messages": messages, "max_tokens": max_tokens})
         last = "unreachable"
         started = False  # once text went out, another instance would repeat it: no failover
         for base in stage.candidates():
             try:
-                async with self.client.stream(
-                    "POST",
-                    base + "/chat/stream",
-                    json=body,
-                    headers=stage.headers,
-                    timeout=stage.timeout,
-                ) as r:
+                r = await self.sender.send(stage.request(base + "/chat/stream", body, JSON))
+                async with contextlib.aclosing(r):
                     stage.succeeded(base)
                     if r.status_code == BUSY:
                         await r.aread()
@@ -237,7 +252,9 @@ class Upstreams:
             entries = []
             for base in stage.urls:
                 try:
-                    r = await self.client.get(base + "/health", headers=stage.headers, timeout=3)
+                    r = await self.sender.client.get(
+                        base + "/health", headers=stage.headers, timeout=3
+                    )
                     entries.append({"url": base, "ok": r.status_code == 200})
                 except httpx.HTTPError as exc:
                     entries.append({"url": base, "ok": False, "error": exc.__class__.__name__})

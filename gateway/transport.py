@@ -6,11 +6,11 @@ times what the bytes on the socket take (``make bench`` prints all three as the
 request floor). A turn waits on two such calls before its first audio (the LLM
 stream, then TTS), so that cost was most of the gateway's added latency.
 
-This transport keeps httpx's client API (timeouts, errors, streaming, the
+This transport keeps httpx's types (requests, responses, timeouts, errors, the
 tests' ``MockTransport``) and replaces only the wire part: asyncio streams, a
 keep-alive pool per host, the request written in one go, the response read as
 a content-length, chunked or until-close body. It speaks plain ``http://`` and
-hands other schemes to a fallback (httpx's own transport, see :func:`client`).
+hands other schemes to a fallback (httpx's own transport, see :class:`Sender`).
 Unlike httpx's, it has no cap on connections (each service queues its own
 work) and does not go through ``HTTP_PROXY``; ``GATEWAY_LEAN_HTTP=false``
 brings httpx's transport back for both.
@@ -78,6 +78,26 @@ def _timeout(request: httpx.Request, kind: str) -> float | None:
 async def _bounded(awaitable: Awaitable[T], seconds: float | None) -> T:
     async with asyncio.timeout(seconds):
         return await awaitable
+
+
+async def _read(
+    awaitable: Awaitable[T], request: httpx.Request, seconds: float | None, what: str, long: str
+) -> T:
+    """A read of ``what`` (a part of the response) with httpx's errors for what goes wrong;
+    ``long``: the message when a line is longer than the reader's limit."""
+    try:
+        return await _bounded(awaitable, seconds)
+    except TimeoutError:
+        raise httpx.ReadTimeout(f"timed out waiting for {what}", request=request) from None
+    except asyncio.IncompleteReadError as exc:
+        where = f"in the middle of {what}" if exc.partial else f"without {what}"
+        raise httpx.RemoteProtocolError(
+            f"server closed the connection {where}", request=request
+        ) from None
+    except asyncio.LimitOverrunError:
+        raise httpx.RemoteProtocolError(long, request=request) from None
+    except OSError as exc:
+        raise httpx.ReadError(str(exc) or exc.__class__.__name__, request=request) from exc
 
 
 _FORBIDDEN = (b"\r", b"\n", b"\0")
@@ -174,20 +194,13 @@ class _Body(httpx.AsyncByteStream):
         return httpx.RemoteProtocolError(message, request=self._request)
 
     async def _read(self, awaitable: Awaitable[bytes]) -> bytes:
-        try:
-            return await _bounded(awaitable, self._read_s)
-        except TimeoutError:
-            raise httpx.ReadTimeout(
-                "timed out reading the response", request=self._request
-            ) from None
-        except asyncio.IncompleteReadError:
-            raise self._error("connection closed in the middle of the response") from None
-        except asyncio.LimitOverrunError:
-            raise self._error("chunk header too long") from None
-        except OSError as exc:
-            raise httpx.ReadError(
-                str(exc) or exc.__class__.__name__, request=self._request
-            ) from exc
+        return await _read(
+            awaitable,
+            self._request,
+            self._read_s,
+            "the rest of the response",
+            "chunk header too long",
+        )
 
     async def _exactly(self, n: int) -> AsyncIterator[bytes]:
         """``n`` bytes, in pieces as they arrive (the read timeout applies to each)."""
@@ -195,7 +208,7 @@ class _Body(httpx.AsyncByteStream):
         while n > 0:
             data = await self._read(reader.read(min(n, READ_SIZE)))
             if not data:
-                raise self._error("connection closed in the middle of the response")
+                raise self._error("server closed the connection in the middle of the response body")
             n -= len(data)
             yield data
 
@@ -327,21 +340,13 @@ class LeanTransport(httpx.AsyncBaseTransport):
         except OSError as exc:
             raise httpx.WriteError(str(exc) or exc.__class__.__name__, request=request) from exc
         while True:
-            try:
-                raw = await _bounded(conn.reader.readuntil(b"\r\n\r\n"), _timeout(request, "read"))
-            except TimeoutError:
-                raise httpx.ReadTimeout(
-                    "timed out waiting for the response", request=request
-                ) from None
-            except asyncio.IncompleteReadError as exc:
-                what = "in the middle of the response head" if exc.partial else "without a response"
-                raise httpx.RemoteProtocolError(
-                    f"server closed the connection {what}", request=request
-                ) from None
-            except asyncio.LimitOverrunError:
-                raise httpx.RemoteProtocolError("response head too long", request=request) from None
-            except OSError as exc:
-                raise httpx.ReadError(str(exc) or exc.__class__.__name__, request=request) from exc
+            raw = await _read(
+                conn.reader.readuntil(b"\r\n\r\n"),
+                request,
+                _timeout(request, "read"),
+                "a response",
+                "response head too long",
+            )
             head = _Head(raw, request)
             if not 100 <= head.status < 200:
                 return head
@@ -358,11 +363,32 @@ class LeanTransport(httpx.AsyncBaseTransport):
             await self.fallback.aclose()
 
 
-def client(lean: bool, limits: httpx.Limits) -> httpx.AsyncClient:
-    """An httpx client for calling the services: the lean transport for ``http://`` (the
-    usual case: loopback or a LAN host) and httpx's own, with ``limits``, for the rest;
-    httpx's own for everything (proxies from the environment included) when ``lean`` is
-    off."""
-    if not lean:
-        return httpx.AsyncClient(limits=limits)
-    return httpx.AsyncClient(transport=LeanTransport(httpx.AsyncHTTPTransport(limits=limits)))
+class Sender:
+    """Sends the gateway's prepared requests. With a lean transport, straight into it:
+    httpx's client layers (building, auth, redirects, cookies, a response bound to its
+    stream) cost about 0.2 ms a call and leave a reference cycle per response for the
+    garbage collector. Without one, through ``client`` (httpx's own transport, proxies
+    from the environment; the tests' ``MockTransport``)."""
+
+    def __init__(self, client: httpx.AsyncClient, lean: LeanTransport | None = None) -> None:
+        self.client = client  # also for what is not on a turn's path (health checks)
+        self.lean = lean
+
+    @classmethod
+    def for_services(cls, lean: bool, limits: httpx.Limits) -> Sender:
+        """The lean transport for ``http://`` (the usual case: loopback or a LAN host) and
+        httpx's own, with ``limits``, for the rest; httpx's own for everything when
+        ``lean`` is off."""
+        if not lean:
+            return cls(httpx.AsyncClient(limits=limits))
+        transport = LeanTransport(httpx.AsyncHTTPTransport(limits=limits))
+        return cls(httpx.AsyncClient(transport=transport), transport)
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        """The response to ``request`` with its body unread: read it or close it."""
+        if self.lean is not None:
+            return await self.lean.handle_async_request(request)
+        return await self.client.send(request, stream=True)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()  # closes its transport, the lean one included
