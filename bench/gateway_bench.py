@@ -41,7 +41,7 @@ from . import gateway_alone, report, vad_capacity
 from .common import RESULTS, machine
 from .speech import Utterance, bench_utterances
 from .stack import ServiceProcess
-from .stats import summarise
+from .stats import pct, summarise
 from .talker import TurnResult, talk
 
 
@@ -51,7 +51,7 @@ class Plan:
     levels: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
     min_turns: int = 10  # turns per concurrency level, at least
     alone_sessions: int = 50
-    alone_turns: int = 3  # per session
+    alone_turns: int = 6  # per session: 300 turns, so p99 is not just the slowest two
     vad_audio_s: float = 2.0
     pace: float = 1.0  # 1.0 is real time; only the harness's own test goes faster
     timeout_s: float = 180.0  # per turn: 8 sessions queue on two cores
@@ -132,6 +132,29 @@ def ratio(rows: list[dict[str, Any]], language: str) -> float | None:
     return round(s / q, 3) if s and q else None
 
 
+def by_clip(by_mode: dict[str, list[TurnResult]]) -> list[dict[str, Any]]:
+    """Streaming against sequential clip by clip, with the length of the replies (the same
+    clip gets much the same reply): streaming can only start sooner when a reply has more
+    than its first piece, so the ratio depends on how long the replies are."""
+    rows = []
+    for clip in dict.fromkeys(t.clip for turns in by_mode.values() for t in turns):
+        mine = {m: [t for t in ts if t.clip == clip and t.ok] for m, ts in by_mode.items()}
+        s = pct((t.v2v_s for t in mine.get("streaming", [])), 50)
+        q = pct((t.v2v_s for t in mine.get("sequential", [])), 50)
+        replies = [t.reply for ts in mine.values() for t in ts]
+        rows.append(
+            {
+                "clip": clip,
+                "reply_chars": pct((len(r) for r in replies), 50),
+                "pieces": pct((t.wavs for t in mine.get("streaming", [])), 50),
+                "streaming_s": s,
+                "sequential_s": q,
+                "ratio": round(s / q, 3) if s and q else None,
+            }
+        )
+    return sorted(rows, key=lambda r: r["reply_chars"] or 0)
+
+
 async def level(url: str, utts: list[Utterance], n: int, plan: Plan) -> list[TurnResult]:
     """``n`` sessions start speaking together, round after round (a different clip each)."""
     turns: list[TurnResult] = []
@@ -206,6 +229,7 @@ def run(
         res["ratio_by_language"] = {
             name: ratio(res["by_language"], name) for name in LANGUAGES.values()
         }
+        res["by_clip"] = by_clip(by_mode)
         res["wall_s"]["modes"] = round(time.monotonic() - t0, 1)
 
         t0 = time.monotonic()

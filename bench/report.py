@@ -83,6 +83,15 @@ def markdown(res: dict[str, Any]) -> str:
             + "; ".join(f"{k} only: {_s(v)}" for k, v in res.get("ratio_by_language", {}).items())
             + ".",
         ]
+        if res.get("by_clip"):
+            out += ["", "By clip, shortest replies first (medians):", ""]
+            head = ["clip", "reply chars", "streaming WAVs", "streaming", "sequential", "ratio"]
+            rows = [
+                [r["clip"], _s(r["reply_chars"], 0), _s(r["pieces"], 0)]
+                + [_s(r[k]) for k in ("streaming_s", "sequential_s", "ratio")]
+                for r in res["by_clip"]
+            ]
+            out += _table(head, rows)
         out += ["", "### Where the time goes (medians, seconds; they add up to about v2v)", ""]
         head = ["config"] + [STAGE_NAMES[k] for k in STAGES] + ["voice to voice"]
         rows = [

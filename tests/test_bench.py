@@ -87,6 +87,11 @@ def test_bench_runs_end_to_end_and_writes_its_results(
     assert [r["turns"] for r in res["by_language"]] == [len(utts), len(utts)]
     assert res["ratio_by_language"]["English"] is not None
     assert res["ratio_by_language"]["Japanese"] is None
+    # the fakes reply "こんにちは。元気です。" to every clip: two pieces streamed, one WAV otherwise
+    assert [r["clip"] for r in res["by_clip"]] == [u.name for u in utts]
+    for r in res["by_clip"]:
+        assert r["reply_chars"] == len("こんにちは。元気です。") and r["pieces"] == 2
+        assert r["ratio"] == round(r["streaming_s"] / r["sequential_s"], 3)
     assert [r["sessions"] for r in res["sweep"]] == [1, 2]
     assert res["sweep"][1]["turns"] == 2
 
@@ -111,6 +116,7 @@ def test_bench_runs_end_to_end_and_writes_its_results(
     assert saved["ratio"] == res["ratio"]
     table = (tmp_path / "gateway.md").read_text()
     assert "Where the time goes" in table and "streaming, 2 at once" in table
+    assert f"| {utts[0].name} | 11 | 2 |" in table
     # the VAD table names the path the gateway takes, and has its measurement
     gateway_vad = next(line for line in table.splitlines() if "(the gateway's)" in line)
     assert gateway_vad.startswith("| VADBatcher") and "not used" not in table
