@@ -6,6 +6,7 @@ exactly which URL is down, busy or slow, and reads which URLs were asked.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import httpx
@@ -195,3 +196,37 @@ async def test_a_finished_stream_leaves_its_connection_for_the_next_request() ->
             assert await up.synthesize("はい。", None) == b"RIFF"
         await up.aclose()
     assert len(ports) == 6 and len(set(ports)) == 1  # one connection, kept alive
+
+
+async def test_a_body_cut_short_fails_the_call_and_closes_its_connection() -> None:
+    """The lean path reads each response itself: a body that stops midway is the stage's
+    error, and its connection is closed, not pooled or left open."""
+    closed = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nRIFF")
+        await writer.drain()
+        await reader.read()  # until the gateway closes its end
+        closed.append(True)
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    settings = GatewaySettings(asr_urls=[url], llm_urls=[url], tts_urls=[url], tts_timeout_s=0.5)
+    up = Upstreams(settings)
+    assert up.sender.lean is not None  # the default: straight into the lean transport
+    try:
+        with pytest.raises(UpstreamError, match="tts: timed out"):
+            await up.synthesize("はい。", None)
+        for _ in range(50):
+            if closed:
+                break
+            await asyncio.sleep(0.01)
+        assert closed and not up.sender.lean._idle.get(
+            ("127.0.0.1", server.sockets[0].getsockname()[1])
+        )
+    finally:
+        await up.aclose()
+        server.close()
