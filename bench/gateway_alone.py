@@ -124,34 +124,39 @@ def summarise(label: str, turns: list[TurnResult], sessions: int) -> dict[str, A
 
 
 async def _request_times(base_url: str, n: int, gap_s: float) -> dict[str, float | None]:
-    """The same small POST to the fakes' /synthesize through httpx's own transport, through
-    the gateway's client (httpx over :class:`gateway.transport.LeanTransport`) and over a
-    bare socket; median ms of each, ``gap_s`` apart."""
+    """The same small POST to the fakes' /synthesize through an httpx client with its own
+    transport, the way the gateway sends a turn's calls (:class:`gateway.transport.Sender`
+    over its lean transport) and over a bare socket; median ms of each, ``gap_s`` apart."""
     import httpx
 
-    from gateway.transport import LeanTransport
+    from gateway.clients import JSON, Stage
+    from gateway.transport import Sender
 
     host, port = base_url.removeprefix("http://").rsplit(":", 1)
     body = json.dumps({"text": "はい", "format": "wav"}).encode()
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": JSON}
     raw = (
-        f"POST /synthesize HTTP/1.1\r\nhost: {host}\r\ncontent-type: {headers['content-type']}"
+        f"POST /synthesize HTTP/1.1\r\nhost: {host}\r\ncontent-type: {JSON}"
         f"\r\ncontent-length: {len(body)}\r\n\r\n"
     ).encode() + body
+    stage = Stage("tts", [base_url], None, 30.0)
+    sender = Sender.for_services(True, httpx.Limits())
     times: dict[str, list[float]] = {"httpx_ms": [], "gateway_client_ms": [], "bare_socket_ms": []}
-    async with (
-        httpx.AsyncClient() as default,
-        httpx.AsyncClient(transport=LeanTransport()) as lean,
-    ):
+    async with httpx.AsyncClient() as default:
         reader, writer = await asyncio.open_connection(host, int(port))
         try:
             for _ in range(n):
-                for name, client in (("httpx_ms", default), ("gateway_client_ms", lean)):
-                    t0 = time.perf_counter()
-                    r = await client.post(base_url + "/synthesize", content=body, headers=headers)
-                    r.raise_for_status()
-                    times[name].append(1000 * (time.perf_counter() - t0))
-                    await asyncio.sleep(gap_s)
+                t0 = time.perf_counter()
+                r = await default.post(base_url + "/synthesize", content=body, headers=headers)
+                r.raise_for_status()
+                times["httpx_ms"].append(1000 * (time.perf_counter() - t0))
+                await asyncio.sleep(gap_s)
+                t0 = time.perf_counter()
+                r = await sender.send(stage.request(base_url + "/synthesize", body, JSON))
+                await r.aread()
+                assert r.status_code == 200, r.status_code
+                times["gateway_client_ms"].append(1000 * (time.perf_counter() - t0))
+                await asyncio.sleep(gap_s)
                 t0 = time.perf_counter()
                 writer.write(raw)
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -165,6 +170,7 @@ async def _request_times(base_url: str, n: int, gap_s: float) -> dict[str, float
                 await asyncio.sleep(gap_s)
         finally:
             writer.close()
+            await sender.aclose()
     return {name: pct(values, 50) for name, values in times.items()}
 
 

@@ -135,7 +135,7 @@ def markdown(res: dict[str, Any]) -> str:
             "",
             "One loopback POST to the fakes from outside the gateway, median ms, back to back "
             f"/ 0.2 s apart: through httpx's own transport {_s(busy['httpx_ms'])} / "
-            f"{_s(idle['httpx_ms'])}, through the gateway's client (httpx over its lean "
+            f"{_s(idle['httpx_ms'])}, as the gateway sends a turn's calls (straight into its lean "
             f"transport) {_s(busy.get('gateway_client_ms'))} / "
             f"{_s(idle.get('gateway_client_ms'))}, over a bare socket "
             f"{_s(busy['bare_socket_ms'])} / {_s(idle['bare_socket_ms'])}. "

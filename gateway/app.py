@@ -135,7 +135,7 @@ def create_app(
     async def voices(request: Request) -> Response:
         """The TTS service's voice list, for the browser client's settings."""
         tts = request.app.state.hub.upstreams.tts
-        client: httpx.AsyncClient = request.app.state.hub.upstreams.client
+        client: httpx.AsyncClient = request.app.state.hub.upstreams.sender.client
         for base in tts.candidates():
             try:
                 r = await client.get(base + "/voices", headers=tts.headers, timeout=5)

@@ -45,9 +45,9 @@ class GatewaySettings(BaseSettings):
     tts_timeout_s: float = Field(30.0, gt=0, le=600)
     """Longest wait for one sentence's audio."""
     lean_http: bool = True
-    """Call ``http://`` services through the gateway's own lean HTTP/1.1 transport under
-    httpx (about 1 ms less per call than httpx's default one); false: httpx's own for all.
-    ``https://`` services always go through httpx's own."""
+    """Call ``http://`` services through the gateway's own lean HTTP/1.1 transport (httpx's
+    types without its client layers: about 1 ms less per call than an httpx client); false: an
+    httpx client and transport for all. ``https://`` services always go through httpx's."""
 
     language: str = "ja"
     """Language passed to ASR; 'auto' detects it per turn."""
