@@ -198,7 +198,7 @@ class _Body(httpx.AsyncByteStream):
             awaitable,
             self._request,
             self._read_s,
-            "the rest of the response",
+            "the response body",
             "chunk header too long",
         )
 
