@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from services.common.cpuload import wait_until_quiet
 from services.common.settings import available_cores
 
 from .engine import Segment, Transcription, resolve_device
@@ -30,6 +31,10 @@ FRAMES_PER_S = 100
 TAIL_S = 1.0  # silence the window keeps after the speech, so the last word is not cut
 CALIBRATION_ROUNDS = 2  # timed probe runs per thread count at start (after one warm-up)
 PROBE_TOKENS = 24  # the probe's decoding steps at most: about a short utterance's
+# Before timing, wait (at most this long) until other processes use under this many cores:
+# the other services load their models for several seconds when all start together.
+QUIET_WAIT_S = 20.0
+QUIET_BELOW_CORES = 0.5
 
 
 def choose_threads(times: dict[int, list[float]]) -> int:
@@ -95,10 +100,21 @@ class FasterWhisperTranscriber:
         Which is faster is a property of the machine, not of the code: on one 2-core VM
         one thread took half the time two did (3 to 25 s utterances; syncing threads
         per decoding step cost more than they gained), on another two threads took 0.7x
-        the time of one. So both are timed at start, alternately, and the other dropped.
+        the time of one. So both are timed at start, alternately, and the other dropped,
+        once other processes (the other services loading their models) leave the CPUs
+        alone: see :mod:`services.common.cpuload`.
         The probe is 3 s of noise with decoding capped, so that a hallucination loop
         cannot make the start slow; it costs a few seconds on two cores.
         """
+        quiet, waited, load = wait_until_quiet(QUIET_WAIT_S, QUIET_BELOW_CORES)
+        if not quiet:
+            logger.info(
+                "other processes kept %.1f cores busy for %.0f s; timing ASR threads anyway",
+                load,
+                waited,
+            )
+        elif waited >= 1:
+            logger.info("waited %.0f s for other processes to settle before timing", waited)
         probe = np.random.default_rng(0).normal(0, 0.05, 3 * 16000).astype(np.float32)
         times: dict[int, list[float]] = {n: [] for n in models}
         for round_ in range(CALIBRATION_ROUNDS + 1):
