@@ -21,11 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
+
+from services.common.cpuload import TICKS_PER_S, process_ticks
 
 from .speech import Utterance
 from .stack import ServiceProcess
@@ -187,11 +187,8 @@ def request_floor(base_url: str, n: int = 20) -> dict[str, Any]:
 
 def cpu_seconds(pid: int | None) -> float | None:
     """CPU time a process has used so far (Linux /proc; None where unknown)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    ticks = None if pid is None else process_ticks(pid)
+    return None if ticks is None else ticks / TICKS_PER_S
 
 
 def measure(

@@ -28,11 +28,12 @@ def busy_ticks() -> int | None:
     return sum(values) - values[3] - values[4]
 
 
-def own_ticks() -> int | None:
-    """CPU ticks this process (all its threads) has used (None where unknown)."""
+def process_ticks(pid: int | str = "self") -> int | None:
+    """CPU ticks a process (all its threads) has used: this one by default (None where
+    unknown: not Linux, or no such process)."""
     try:
-        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
         return None
     return int(fields[11]) + int(fields[12])  # utime + stime
 
@@ -40,7 +41,7 @@ def own_ticks() -> int | None:
 def others_busy(
     sample_s: float = 0.5,
     machine: Callable[[], int | None] = busy_ticks,
-    own: Callable[[], int | None] = own_ticks,
+    own: Callable[[], int | None] = process_ticks,
     sleep: Callable[[float], None] = time.sleep,
 ) -> float | None:
     """Cores' worth of CPU that other processes used over the next ``sample_s`` seconds."""
