@@ -147,6 +147,7 @@ def by_clip(by_mode: dict[str, list[TurnResult]]) -> list[dict[str, Any]]:
                 "clip": clip,
                 "reply_chars": pct((len(r) for r in replies), 50),
                 "pieces": pct((t.wavs for t in mine.get("streaming", [])), 50),
+                "longest_pause_s": pct((t.max_gap_s for t in mine.get("streaming", [])), 50),
                 "streaming_s": s,
                 "sequential_s": q,
                 "ratio": round(s / q, 3) if s and q else None,

@@ -63,10 +63,10 @@ def markdown(res: dict[str, Any]) -> str:
     if res.get("modes"):
         out += ["", "### Through /ws, real services (seconds, median / p95)", ""]
         head = ["config", "turns", "failed", "voice to voice", "end-of-turn detected"]
-        head += ["transcript", "first LLM token", "first WAV sent"]
+        head += ["transcript", "first LLM token", "first WAV sent", "longest pause"]
         rows = [
             [r["config"], str(r["turns"]), str(r["failed"]), _pair(r, "v2v"), _pair(r, "detect")]
-            + [_pair(r, k) for k in ("transcript", "first_token", "first_audio")]
+            + [_pair(r, k) for k in ("transcript", "first_token", "first_audio", "gap")]
             for r in cascade
         ]
         out += _table(head, rows)
@@ -76,7 +76,10 @@ def markdown(res: dict[str, Any]) -> str:
             "to the first assistantSpeechGenerated received (the 200 ms end-of-turn wait "
             "included). End-of-turn detected: the same start to userSpeechEnd received. "
             "Transcript, first token, first WAV sent: the gateway's turnMetrics, from its "
-            "end-of-speech detection.",
+            "end-of-speech detection. Longest pause: the longest silence between two WAVs of "
+            "the reply at the client, which plays each as soon as it has arrived and the one "
+            "before has ended (0 for a reply in one WAV): the cost of starting the voice "
+            "before the reply is written.",
             "",
             f"**Streaming / sequential median voice to voice: {_s(res.get('ratio'))}** "
             "(target <= 0.5); "
@@ -85,10 +88,12 @@ def markdown(res: dict[str, Any]) -> str:
         ]
         if res.get("by_clip"):
             out += ["", "By clip, shortest replies first (medians):", ""]
-            head = ["clip", "reply chars", "streaming WAVs", "streaming", "sequential", "ratio"]
+            head = ["clip", "reply chars", "streaming WAVs", "longest pause", "streaming"]
+            head += ["sequential", "ratio"]
             rows = [
                 [r["clip"], _s(r["reply_chars"], 0), _s(r["pieces"], 0)]
-                + [_s(r[k]) for k in ("streaming_s", "sequential_s", "ratio")]
+                + [_s(r.get(k)) for k in ("longest_pause_s", "streaming_s", "sequential_s")]
+                + [_s(r["ratio"])]
                 for r in res["by_clip"]
             ]
             out += _table(head, rows)

@@ -66,6 +66,7 @@ def summarise(label: str, turns: list[TurnResult], **extra: Any) -> dict[str, An
     v2v, detect = both("v2v_s"), both("detect_s")
     transcript, token = both("transcript_ms", ms), both("first_token_ms", ms)
     audio = both("first_audio_ms", ms)
+    gap = both("max_gap_s")
     return {
         "config": label,
         **extra,
@@ -81,6 +82,8 @@ def summarise(label: str, turns: list[TurnResult], **extra: Any) -> dict[str, An
         "first_token_p95_s": token[1],
         "first_audio_median_s": audio[0],
         "first_audio_p95_s": audio[1],
+        "gap_median_s": gap[0],
+        "gap_p95_s": gap[1],
         "failures": failures(turns),
         "stages_median_s": breakdown(turns),
     }

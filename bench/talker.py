@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import time
+import wave
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -45,6 +47,9 @@ class TurnResult:
     transcript: str = ""
     reply: str = ""
     wavs: int = 0
+    # The longest silence inside the reply as the client plays it: each WAV starts when it
+    # arrives or when the one before has ended, whichever is later (0 for one WAV).
+    max_gap_s: float | None = None
     reconnects: int = 0
 
     @property
@@ -53,6 +58,28 @@ class TurnResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def wav_seconds(data: bytes) -> float:
+    with wave.open(io.BytesIO(data), "rb") as w:
+        return w.getnframes() / w.getframerate()
+
+
+class Playback:
+    """The client's audio queue: WAVs play one after another, each as soon as it has
+    arrived and the one before has ended; records the longest wait between two."""
+
+    def __init__(self) -> None:
+        self.ends_at: float | None = None
+        self.max_gap_s: float | None = None
+
+    def add(self, arrived: float, seconds: float) -> None:
+        if self.ends_at is None:
+            self.max_gap_s, start = 0.0, arrived
+        else:
+            start = max(arrived, self.ends_at)
+            self.max_gap_s = max(self.max_gap_s or 0.0, start - self.ends_at)
+        self.ends_at = start + seconds
 
 
 def start_session(history: list[dict[str, str]], **extra: Any) -> str:
@@ -178,6 +205,7 @@ class Talker:
         r = self.result
         speech_ends: list[float] = []
         first_audio: float | None = None
+        playback = Playback()
         while True:
             t, ev = await self.events.get()
             name = ev.get("event")
@@ -196,7 +224,9 @@ class Talker:
                 if self.reconnects:
                     await self._reconnect()
             elif name == "assistantSpeechGenerated":
-                if bytes(ev.get("audioData", [])[:4]) != b"RIFF":
+                try:
+                    playback.add(t, wav_seconds(bytes(ev.get("audioData", []))))
+                except (wave.Error, EOFError, ValueError):
                     r.failure = r.failure or "audioData is not a WAV file"
                 r.wavs += 1
                 first_audio = first_audio or t
@@ -212,6 +242,7 @@ class Talker:
             r.failure = r.failure or "no transcript (turn dropped)"
         elif first_audio is None:
             r.failure = r.failure or "no audio"
+        r.max_gap_s = playback.max_gap_s
         end = self.speech_end_at
         if end is not None and speech_ends:
             r.detect_s = speech_ends[-1] - end

@@ -18,6 +18,7 @@ import pytest
 from bench.fakes import FakeBehaviour, create_fake_services
 from bench.gateway_bench import Plan, run
 from bench.speech import Utterance, utterance
+from bench.talker import Playback
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from services.common.vad import SileroVAD
@@ -101,6 +102,10 @@ def test_bench_runs_end_to_end_and_writes_its_results(
     assert all(t["reconnects"] == 2 and t["transcript"] == "テストです。" for t in turns)
     assert {t["wavs"] for t in turns if t["config"] == "sequential"} == {1}
     assert {t["wavs"] for t in turns if t["config"] == "streaming"} == {2}
+    # one WAV has nothing to wait for; two may (the client's playback is modelled)
+    assert {t["max_gap_s"] for t in turns if t["config"] == "sequential"} == {0.0}
+    assert all(t["max_gap_s"] >= 0 for t in turns if t["config"] == "streaming")
+    assert streaming["gap_median_s"] is not None and sequential["gap_p95_s"] == 0
 
     speech, typed = res["gateway_alone"]
     for row in (speech, typed):
@@ -122,6 +127,16 @@ def test_bench_runs_end_to_end_and_writes_its_results(
     assert gateway_vad.startswith("| VADBatcher") and "not used" not in table
     assert f"| {vad['batcher_streams_per_core']} |" in gateway_vad
     assert (tmp_path / "gateway.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_playback_finds_the_longest_silence_between_wavs() -> None:
+    p = Playback()
+    p.add(10.0, 1.0)  # plays 10.0-11.0
+    p.add(10.5, 1.0)  # arrived early: queued, 11.0-12.0
+    p.add(12.3, 0.5)  # arrived 0.3 s after the end: 12.3-12.8
+    p.add(12.9, 0.2)  # 0.1 s
+    assert p.max_gap_s == pytest.approx(0.3)
+    assert p.ends_at == pytest.approx(13.1)
 
 
 def test_request_floor_times_both_clients(urls: tuple[str, str, str]) -> None:
