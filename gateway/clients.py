@@ -23,6 +23,8 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from services.common.language import detect_language
+
 from . import transport
 from .settings import GatewaySettings
 
@@ -130,6 +132,29 @@ def _url(url: str) -> httpx.URL:
     return httpx.URL(url)
 
 
+class SynthesisPace:
+    """How long the TTS service has been taking per piece, for each voice and language.
+
+    Without a voice the TTS service picks one by the text's language (Kokoro for
+    Japanese, espeak-ng for English here), and the two differ by 50x, hence the
+    language in the key. A moving average of successful calls, round trip included.
+    """
+
+    WEIGHT = 0.3  # of the newest call
+
+    def __init__(self) -> None:
+        self._seconds: dict[tuple[str, str], float] = {}
+
+    def record(self, voice: str | None, text: str, seconds: float) -> None:
+        key = (voice or "", detect_language(text))
+        old = self._seconds.get(key)
+        self._seconds[key] = seconds if old is None else old + self.WEIGHT * (seconds - old)
+
+    def seconds(self, voice: str | None, language: str) -> float | None:
+        """The average, or None before the first call of this voice and language."""
+        return self._seconds.get((voice or "", language))
+
+
 class Upstreams:
     def __init__(self, settings: GatewaySettings, client: httpx.AsyncClient | None = None) -> None:
         """``client``: send through it (tests); default: :meth:`Sender.for_services`."""
@@ -151,6 +176,7 @@ class Upstreams:
         self.asr = Stage("asr", settings.asr_urls, settings.asr_token, settings.asr_timeout_s)
         self.llm = Stage("llm", settings.llm_urls, settings.llm_token, settings.llm_timeout_s)
         self.tts = Stage("tts", settings.tts_urls, settings.tts_token, settings.tts_timeout_s)
+        self.synthesis_pace = SynthesisPace()
 
     async def aclose(self) -> None:
         await self.sender.aclose()
@@ -194,7 +220,9 @@ class Upstreams:
         body: dict[str, Any] = {"text": text, "format": "wav"}
         if voice:
             body["voice"] = voice
+        start = time.perf_counter()
         r = await self._post(self.tts, "/synthesize", _json(body), JSON)
+        self.synthesis_pace.record(voice, text, time.perf_counter() - start)
         return r.content
 
     async def chat_stream(

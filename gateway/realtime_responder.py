@@ -159,6 +159,7 @@ class Responder:
             language=conv.language,
             max_tokens=s.max_tokens if limit == "inf" else min(limit, s.max_tokens),
             first_clause_chars=s.first_clause_chars,
+            fast_tts_s=s.fast_tts_ms / 1000,
             grace_s=s.adopt_grace_s,
             on_done=lambda t: self._turn_done(resp, t),
         )

@@ -284,6 +284,7 @@ class Connection:
             language=conv.language,
             max_tokens=s.max_tokens,
             first_clause_chars=s.first_clause_chars,
+            fast_tts_s=s.fast_tts_ms / 1000,
             grace_s=s.adopt_grace_s,
             reconnect_wait_s=s.reconnect_wait_s,
             on_done=self.hub.turn_done,

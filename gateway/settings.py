@@ -61,6 +61,12 @@ class GatewaySettings(BaseSettings):
     """The reply's first piece may end at a comma, before an English conjunction or after a
     Japanese particle that closes a phrase once this long, so the voice starts sooner (0: whole
     sentences only)."""
+    fast_tts_ms: int = Field(150, ge=0, le=10000)
+    """A voice that has been synthesizing a piece in less than this (the gateway times its
+    calls, per voice and language) may start at the reply's first comma or clause however
+    short ("Yes, | he was."): the next piece will be ready before it has been played. A
+    slower voice waits for first_clause_chars, or the listener would wait in between
+    (0: never)."""
     one_wav_per_turn: bool = False
     """Send the whole reply as one WAV (the old behaviour) instead of one per sentence."""
 

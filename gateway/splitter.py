@@ -15,7 +15,11 @@ or, in Japanese, after a case or topic particle that closes a phrase
 (「マレーシアの首都は | どこですか」). English replies of the
 embedded model often run 20+ words without a comma: waiting for the full stop
 cost a second of silence; a long Japanese sentence costs the same. Later
-pieces are whole sentences, which read more naturally.
+pieces are whole sentences, which read more naturally, unless the caller says
+the listener is about to wait (``hungry``: the audio sent so far is nearly
+played and nothing else is being synthesized); then the next piece may end at
+a clause too, so a long second sentence does not leave a second of silence
+after a short first piece.
 """
 
 from __future__ import annotations
@@ -65,6 +69,9 @@ class SentenceSplitter:
         self.min_chars = min_chars
         self.first_clause_chars = first_clause_chars
         self._first = True
+        # None: clauses may end the first piece only. True/False: set by a caller that
+        # knows whether the listener is about to run out of audio (see the module doc).
+        self.hungry: bool | None = None
         self._buffer = ""
         self._quoting = False  # a bracket or quote mark was seen in this reply
 
@@ -85,7 +92,8 @@ class SentenceSplitter:
             yield rest
 
     def _take(self) -> str | None:
-        piece = self._take_clause() if self._first and self.first_clause_chars else None
+        may_cut = self._first if self.hungry is None else self.hungry
+        piece = self._take_clause() if may_cut and self.first_clause_chars else None
         if piece is None:
             piece = self._take_sentence()
         if piece is not None:

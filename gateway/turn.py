@@ -19,6 +19,8 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from services.common.language import detect_language
+
 from .audio import wav_duration
 from .clients import UpstreamError, Upstreams
 from .conversation import Conversation, same_text
@@ -26,6 +28,11 @@ from .events import TurnEvent
 from .splitter import SentenceSplitter
 
 logger = logging.getLogger(__name__)
+
+# While less audio than this is left to play (and nothing is being synthesized), the
+# next piece of the reply may end at a clause instead of a full stop: about what one
+# piece takes to synthesize with the embedded Japanese voice.
+HUNGRY_S = 1.0
 
 
 class Listener(Protocol):
@@ -90,6 +97,7 @@ class Turn:
         language: str = "ja",
         max_tokens: int = 160,
         first_clause_chars: int = 0,
+        fast_tts_s: float = 0.0,
         grace_s: float = 10.0,
         reconnect_wait_s: float = 0.5,
         on_done: Callable[[Turn], Awaitable[None] | None] | None = None,
@@ -103,6 +111,7 @@ class Turn:
         self.language = language
         self.max_tokens = max_tokens
         self.first_clause_chars = first_clause_chars
+        self.fast_tts_s = fast_tts_s
         self.grace_s = grace_s
         self.reconnect_wait_s = reconnect_wait_s
         self.on_done = on_done
@@ -115,6 +124,8 @@ class Turn:
         self.error_stage: str | None = None
         self.client = ""  # address of the connection that started it (adoption is per client)
         self.play_until = 0.0
+        self._pending_audio_s = 0.0  # WAVs made but not yet sent (pacing holds them)
+        self._synthesizing = False
         self.metrics = TurnMetrics()
         self._outbox: asyncio.Queue[Outgoing | None] = asyncio.Queue()
         self._attached: Listener | None = None
@@ -222,7 +233,26 @@ class Turn:
         logger.info("turn interrupted; spoken so far: %r", spoken[:60])
 
     def _put(self, item: Outgoing) -> None:
+        self._pending_audio_s += item.audio_s
         self._outbox.put_nowait(item)
+
+    def _clause_chars(self) -> int:
+        """How long a piece must be before a clause may end it: any length when the voice
+        reading this reply has been fast (the next piece is ready in time), otherwise
+        first_clause_chars."""
+        if not self.first_clause_chars:
+            return 0
+        language = detect_language(self.reply, self.language)
+        seconds = self.upstreams.synthesis_pace.seconds(self.conversation.voice, language)
+        return 1 if seconds is not None and seconds < self.fast_tts_s else self.first_clause_chars
+
+    def _hungry(self, sentences: asyncio.Queue[str | None]) -> bool:
+        """Whether the client will soon have nothing to play: no piece waits for or is in
+        synthesis, and what was made (sent or held by pacing) ends within HUNGRY_S."""
+        if self._synthesizing or not sentences.empty():
+            return False
+        left = max(0.0, self.play_until - time.monotonic()) + self._pending_audio_s
+        return left < HUNGRY_S
 
     # -- production: ASR -> LLM -> sentences -> TTS --------------------------
     async def _produce(self) -> None:
@@ -294,6 +324,8 @@ class Turn:
         try:
             splitter = SentenceSplitter(first_clause_chars=self.first_clause_chars)
             async for delta in self._llm():
+                splitter.hungry = self._hungry(sentences)
+                splitter.first_clause_chars = self._clause_chars()
                 for sentence in splitter.feed(delta):
                     sentences.put_nowait(sentence)
             for sentence in splitter.flush():
@@ -310,7 +342,11 @@ class Turn:
 
     async def _synthesize_each(self, sentences: asyncio.Queue[str | None]) -> None:
         while (sentence := await sentences.get()) is not None:
-            wav = await self.upstreams.synthesize(sentence, self.conversation.voice)
+            self._synthesizing = True
+            try:
+                wav = await self.upstreams.synthesize(sentence, self.conversation.voice)
+            finally:
+                self._synthesizing = False
             self._put(Outgoing(TurnEvent("audio", sentence, wav), wav_duration(wav)))
 
     def _put_metrics_and_end(self) -> None:
@@ -372,6 +408,7 @@ class Turn:
                         break
                     self.detach(conn)
                 if item.audio_s:
+                    self._pending_audio_s -= item.audio_s
                     self.metrics.mark("first_audio")
                     # Where the client's playback ends; it queues, so durations add up.
                     self.play_until = max(self.play_until, time.monotonic()) + item.audio_s

@@ -235,3 +235,26 @@ async def test_a_body_cut_short_fails_the_call_and_closes_its_connection(
     finally:
         await up.aclose()
         server.close()
+
+
+async def test_synthesis_pace_is_kept_per_voice_and_language() -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        slow = "ja" in request.content.decode()  # the test's stand-in for a slow voice
+        await asyncio.sleep(0.2 if slow else 0.0)
+        return httpx.Response(200, content=b"RIFF")
+
+    settings = GatewaySettings(asr_urls=[A], llm_urls=[A], tts_urls=[A])
+    up = Upstreams(settings, httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+    pace = up.synthesis_pace
+    assert pace.seconds(None, "en") is None  # nothing measured yet
+    await up.synthesize("Hello there.", None)
+    await up.synthesize("ja: こんにちは。", None)
+    await up.synthesize("ja: こんにちは。", "jf_alpha")
+    fast, slow = pace.seconds(None, "en"), pace.seconds(None, "ja")
+    assert fast is not None and slow is not None and fast < 0.1 <= 0.2 <= slow
+    assert pace.seconds("jf_alpha", "ja") == pytest.approx(slow, rel=0.5)
+    assert pace.seconds("jf_alpha", "en") is None
+    # a moving average: one slow call moves it part of the way
+    pace.record(None, "Hi.", fast + 1.0)
+    assert fast + 0.1 < (pace.seconds(None, "en") or 0) < fast + 1.0
+    await up.aclose()

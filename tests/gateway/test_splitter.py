@@ -151,3 +151,28 @@ def test_first_japanese_piece_may_end_after_a_particle() -> None:
         "日曜日の我が家はとても静かです。",
     ):
         assert split_sentences(whole, first_clause_chars=8) == [whole]
+
+
+def test_a_hungry_listener_lets_a_later_piece_end_at_a_clause() -> None:
+    s = SentenceSplitter(first_clause_chars=8)
+    assert list(s.feed("今日はいい天気ですね。")) == ["今日はいい天気ですね。"]
+    # after the first piece, whole sentences (the default, hungry None)
+    assert list(s.feed("明日は雨が降るそうですが、傘を")) == []
+    # the listener is about to run out of audio: the clause goes now
+    s.hungry = True
+    assert list(s.feed("持って")) == ["明日は雨が降るそうですが、"]
+    s.hungry = False
+    assert list(s.feed("いきましょう、念のため")) == []
+    assert list(s.flush()) == ["傘を持っていきましょう、念のため"]
+
+
+def test_a_listener_with_audio_to_play_keeps_even_the_first_piece_whole() -> None:
+    s = SentenceSplitter(first_clause_chars=8)
+    s.hungry = False
+    assert list(s.feed("Well, he thought that it was not prudent, and ")) == []
+
+
+def test_a_short_clause_threshold_lets_a_word_start_the_reply() -> None:
+    # what the gateway does for a voice fast enough that the next piece is ready in time
+    assert split_sentences("Yes, he was.", first_clause_chars=1) == ["Yes,", "he was."]
+    assert split_sentences("Yes, he was.", first_clause_chars=8) == ["Yes, he was."]

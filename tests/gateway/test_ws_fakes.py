@@ -313,3 +313,54 @@ def test_startup_objects_are_hidden_from_the_collector(fake_url: str) -> None:
     assert gc.get_freeze_count() == 0
     with serve(create_app(gateway(fake_url))):
         assert gc.get_freeze_count() > 10_000
+
+
+def typed_turn(url: str, message: str = "こんにちは") -> list[dict]:
+    c = WSClient(url)
+    c.start()
+    c.send({"event": "userMessage", "message": message})
+    return c.until("turnMetrics")
+
+
+def test_a_fast_voice_starts_at_the_first_comma(fake_url: str, fake: FakeBehaviour) -> None:
+    fake.reply_pieces = ["Yes", ", he", " thought", " about", " it", " all", " day", "."]
+    fake.audio_s = 0.05
+    with serve(create_app(gateway(fake_url, adopt_grace_s=2.0))) as url:
+        ws = url.replace("http", "ws") + "/ws"
+        typed_turn(ws, "Did he?")
+        # the voice's speed is not known yet: the first piece waits for 8 characters
+        assert fake.tts_texts == ["Yes, he thought about it all day."]
+        typed_turn(ws, "Did he?")
+        # now it is (the fakes answer at once): a word may start the reply
+        assert fake.tts_texts[1:] == ["Yes,", "he thought about it all day."]
+
+
+def test_a_slow_voice_keeps_the_first_clause_long(fake_url: str, fake: FakeBehaviour) -> None:
+    fake.reply_pieces = ["Yes", ", he", " thought", " about", " it", " all", " day", "."]
+    fake.audio_s, fake.tts_delay_s = 0.05, 0.2
+    with serve(create_app(gateway(fake_url, adopt_grace_s=2.0))) as url:
+        ws = url.replace("http", "ws") + "/ws"
+        for _ in range(2):
+            typed_turn(ws, "Did he?")
+    assert fake.tts_texts == ["Yes, he thought about it all day."] * 2
+
+
+def test_a_long_second_sentence_is_cut_when_the_audio_runs_out(
+    fake_url: str, fake: FakeBehaviour
+) -> None:
+    fake.reply_pieces = [
+        "今日はいい天気ですね。",
+        "明日は雨が降るそうですが、",
+        "傘を",
+        "持って",
+        "いきましょう。",
+    ]
+    fake.audio_s, fake.token_delay_s = 0.2, 0.3  # each piece has played before the next token
+    settings = gateway(fake_url, adopt_grace_s=2.0, fast_tts_ms=0)  # clauses of 8 or more
+    with serve(create_app(settings)) as url:
+        typed_turn(url.replace("http", "ws") + "/ws")
+    assert fake.tts_texts == [
+        "今日はいい天気ですね。",
+        "明日は雨が降るそうですが、",
+        "傘を持っていきましょう。",
+    ]
