@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import time
 import wave
@@ -22,6 +21,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
+
+from gateway.audio import wav_duration
 
 from .speech import Utterance
 
@@ -58,11 +59,6 @@ class TurnResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def wav_seconds(data: bytes) -> float:
-    with wave.open(io.BytesIO(data), "rb") as w:
-        return w.getnframes() / w.getframerate()
 
 
 class Playback:
@@ -225,7 +221,7 @@ class Talker:
                     await self._reconnect()
             elif name == "assistantSpeechGenerated":
                 try:
-                    playback.add(t, wav_seconds(bytes(ev.get("audioData", []))))
+                    playback.add(t, wav_duration(bytes(ev.get("audioData", []))))
                 except (wave.Error, EOFError, ValueError):
                     r.failure = r.failure or "audioData is not a WAV file"
                 r.wavs += 1
