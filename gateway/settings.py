@@ -57,7 +57,7 @@ class GatewaySettings(BaseSettings):
     """System prompt used when the client's history has none; unset: the LLM service's default."""
     max_tokens: int = Field(160, ge=1, le=4096)
     """Reply length limit passed to the LLM."""
-    first_clause_chars: int = Field(8, ge=0, le=200)
+    first_clause_chars: int = Field(5, ge=0, le=200)
     """The reply's first piece may end at a comma, before an English conjunction or after a
     Japanese particle that closes a phrase once this long, so the voice starts sooner (0: whole
     sentences only)."""

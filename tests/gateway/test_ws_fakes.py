@@ -328,7 +328,7 @@ def test_a_fast_voice_starts_at_the_first_comma(fake_url: str, fake: FakeBehavio
     with serve(create_app(gateway(fake_url, adopt_grace_s=2.0))) as url:
         ws = url.replace("http", "ws") + "/ws"
         typed_turn(ws, "Did he?")
-        # the voice's speed is not known yet: the first piece waits for 8 characters
+        # the voice's speed is not known yet: the first piece waits for 5 characters
         assert fake.tts_texts == ["Yes, he thought about it all day."]
         typed_turn(ws, "Did he?")
         # now it is (the fakes answer at once): a word may start the reply
@@ -356,7 +356,8 @@ def test_a_long_second_sentence_is_cut_when_the_audio_runs_out(
         "いきましょう。",
     ]
     fake.audio_s, fake.token_delay_s = 0.2, 0.3  # each piece has played before the next token
-    settings = gateway(fake_url, adopt_grace_s=2.0, fast_tts_ms=0)  # clauses of 8 or more
+    # clauses of 8 characters or more, whatever the fakes' speed
+    settings = gateway(fake_url, adopt_grace_s=2.0, first_clause_chars=8, fast_tts_ms=0)
     with serve(create_app(settings)) as url:
         typed_turn(url.replace("http", "ws") + "/ws")
     assert fake.tts_texts == [
