@@ -156,6 +156,8 @@ def normalize(text: str, language: str | None = None) -> str:
     # ("A&B" as "AアンドB") would make it look Japanese.
     language = language or detect_language(text)
     text = read_symbols_en(text) if language == "en" else read_symbols(text)
+    # A symbol read as a space can leave a line that starts like markdown ("-\\0" is "- 0").
+    text = _BULLET.sub("", _QUOTE.sub("", _HEADING.sub("", text)))
     lines = (re.sub(r"[ \u3000]+", " ", line).strip() for line in text.split("\n"))
     return "\n".join(line for line in lines if line)
 

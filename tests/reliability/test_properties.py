@@ -84,6 +84,7 @@ MARKDOWN = re.compile(r"```|\*\*|__|~~|\]\(|^\s*#|^\s*>|^\s*[-*+]\s", re.MULTILI
 
 @given(ANY_TEXT, st.sampled_from([None, "ja", "en"]))
 @example("**太字**と[リンク](https://example.com)😀", None)
+@example("-\\0", None)  # the backslash is read as a space: "- 0" looked like a list item
 @settings(max_examples=300)
 def test_normalize_never_raises_and_leaves_nothing_unspeakable(
     text: str, language: str | None
