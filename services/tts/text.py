@@ -101,10 +101,12 @@ def strip_markup(text: str) -> str:
     text = _HTML_TAG.sub(" ", text)
     text = _TABLE_SEP.sub("", text)
     text = _RULE.sub("", text)
-    text = _HEADING.sub("", text)
-    text = _QUOTE.sub("", text)
-    text = _BULLET.sub("", text)
-    return _EMPHASIS.sub(r"\2", text)
+    return _EMPHASIS.sub(r"\2", _strip_line_marks(text))
+
+
+def _strip_line_marks(text: str) -> str:
+    """Headings, quotes and list markers at the start of each line."""
+    return _BULLET.sub("", _QUOTE.sub("", _HEADING.sub("", text)))
 
 
 def _time(m: re.Match[str]) -> str:
@@ -157,7 +159,7 @@ def normalize(text: str, language: str | None = None) -> str:
     language = language or detect_language(text)
     text = read_symbols_en(text) if language == "en" else read_symbols(text)
     # A symbol read as a space can leave a line that starts like markdown ("-\\0" is "- 0").
-    text = _BULLET.sub("", _QUOTE.sub("", _HEADING.sub("", text)))
+    text = _strip_line_marks(text)
     lines = (re.sub(r"[ \u3000]+", " ", line).strip() for line in text.split("\n"))
     return "\n".join(line for line in lines if line)
 
