@@ -12,6 +12,7 @@ sessions.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -62,11 +63,16 @@ class SileroVAD:
     def stream(self) -> VADStream:
         return VADStream(self)
 
+    def iter_speech_probs(self, audio: np.ndarray) -> Iterator[float]:
+        """Probability per frame over a clip (float32, 16 kHz), frame by frame, so a caller
+        may stop reading early."""
+        stream = self.stream()
+        for i in range(len(audio) // FRAME):
+            yield stream.process(audio[i * FRAME : (i + 1) * FRAME])
+
     def speech_probs(self, audio: np.ndarray) -> np.ndarray:
         """Probability per frame over a whole clip (float32, 16 kHz)."""
-        stream = self.stream()
-        n = len(audio) // FRAME
-        return np.array([stream.process(audio[i * FRAME : (i + 1) * FRAME]) for i in range(n)])
+        return np.fromiter(self.iter_speech_probs(audio), dtype=np.float32)
 
 
 class VADStream:
