@@ -48,11 +48,16 @@ _CONJUNCTION = re.compile(
 # がでもへ end words there (曲がる, 前もって, 大へん). Rare misses remain (茹で卵).
 _CONTENT = "\u3005\u30a1-\u30fa\u30fc\u4e00-\u9fff"
 _PARTICLE_KANA = "はがをにでものとへやかよね"
+_NOT_AFTER_WA = f"{_PARTICLE_KANA}ずしじっゃゅょちんら"
+# は after に, で, から, まで, へ or より ends a phrase too (「東京には | たくさん」,
+# 「日本では | 桜が」), but not before あ or な: 「学生では | ありません」 is one predicate.
+_COMPOUND_WA = "|".join(f"(?<=[{_CONTENT}]{p})" for p in ("に", "で", "から", "まで", "へ", "より"))
 _PHRASE = re.compile(
     rf"(?<=[{_CONTENT}])"
     rf"(?:(?:(?<!我)が|[はをでもへ])(?=[{_CONTENT}])"
     rf"|を(?=[ぁ-ゖ])(?![{_PARTICLE_KANA}])"
-    rf"|は(?=[ぁ-ゖ])(?![{_PARTICLE_KANA}ずしじっゃゅょちんら]))"
+    rf"|は(?=[ぁ-ゖ])(?![{_NOT_AFTER_WA}]))"
+    rf"|(?:{_COMPOUND_WA})は(?=[{_CONTENT}ぁ-ゖ])(?![{_NOT_AFTER_WA}あな])"
 )
 MIN_CLAUSE_WORDS = 4  # "Tom and Jerry | and ..." would cut a list of names
 _CLOSERS = "」』）)]\"'”’"

@@ -153,6 +153,26 @@ def test_first_japanese_piece_may_end_after_a_particle() -> None:
         assert split_sentences(whole, first_clause_chars=8) == [whole]
 
 
+def test_a_compound_topic_particle_ends_a_japanese_phrase() -> None:
+    # は after に, で, から, まで: the reply's topic, then what is said about it
+    for text, first in (
+        ("北海道には美しい自然がたくさんあります。", "北海道には"),
+        ("アメリカでは英語が話されています。", "アメリカでは"),
+        ("東京駅からはバスで行けます。", "東京駅からは"),
+        ("京都までは新幹線で二時間です。", "京都までは"),
+        ("東京にはたくさんの有名な観光スポットがあります。", "東京には"),
+    ):
+        assert split_sentences(text, first_clause_chars=4) == [first, text[len(first) :]]
+        assert streamed(text, list(range(len(text))), first_clause_chars=4)[0] == first
+    for whole in (
+        "彼は学生ではありません。",  # ではない, ではありません: one predicate
+        "これは問題ではないです。",
+        "それではまた明日会いましょう。",  # それでは: no content word before it
+        "壁にはしごを立てかけました。",  # は opens a word: はしご
+    ):
+        assert split_sentences(whole, first_clause_chars=4) == [whole]
+
+
 def test_a_hungry_listener_lets_a_later_piece_end_at_a_clause() -> None:
     s = SentenceSplitter(first_clause_chars=8)
     assert list(s.feed("今日はいい天気ですね。")) == ["今日はいい天気ですね。"]
