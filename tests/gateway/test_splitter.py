@@ -196,3 +196,18 @@ def test_a_short_clause_threshold_lets_a_word_start_the_reply() -> None:
     # what the gateway does for a voice fast enough that the next piece is ready in time
     assert split_sentences("Yes, he was.", first_clause_chars=1) == ["Yes,", "he was."]
     assert split_sentences("Yes, he was.", first_clause_chars=8) == ["Yes, he was."]
+
+
+def test_a_comma_at_the_end_of_the_text_so_far_cuts_without_waiting_for_the_next_token() -> None:
+    # The token after "Yes," would only show the space: the cut goes out a token sooner.
+    s = SentenceSplitter(first_clause_chars=1)
+    assert list(s.feed("Yes,")) == ["Yes,"]
+    assert list(s.feed(" he was.")) == []
+    assert list(s.flush()) == ["he was."]
+    s = SentenceSplitter(first_clause_chars=5)
+    assert list(s.feed("そうですね、")) == ["そうですね、"]
+    # too short for the threshold, after a digit ("3,000"), or inside a quotation: wait
+    assert list(SentenceSplitter(first_clause_chars=5).feed("はい、")) == []
+    assert list(SentenceSplitter(first_clause_chars=1).feed("It is 3,")) == []
+    assert list(SentenceSplitter(first_clause_chars=1).feed('"Yes,')) == []
+    assert streamed("It is 3,000 yen.", [6, 8], first_clause_chars=1) == ["It is 3,000 yen."]
