@@ -65,10 +65,13 @@ def test_gate_agrees_with_counting_every_frame(
         assert not answers["silence"] and not answers["noise"]
 
 
-def test_gate_stops_reading_once_it_has_enough(jsut_wav: Path, librivox_clips: list) -> None:
+def test_gate_stops_reading_once_it_has_enough(
+    jsut_wav: Path, librivox_clips: list[tuple[Path, str]]
+) -> None:
     pipeline = CountingPipeline(ASRSettings(min_speech_s=0.15))
+    audios = clips(jsut_wav, librivox_clips)
     for name in ("japanese", "english"):
-        audio = clips(jsut_wav, librivox_clips)[name]
+        audio = audios[name]
         pipeline.frames_read = 0
         assert pipeline.has_speech(audio)
         total = len(audio) // FRAME
