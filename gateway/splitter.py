@@ -42,7 +42,8 @@ _CONJUNCTION = re.compile(
     re.IGNORECASE,
 )
 # A particle ends a Japanese phrase when a content word (kanji or katakana) comes before
-# it and another starts after it: 「水が|冷たい」, not 「では」 or 「こんにちは」. Left out:
+# it and another starts after it: 「水が|冷たい」, 「江戸時代から|続く」, not 「では」 or
+# 「こんにちは」. Left out:
 # と and の, which join nouns (東京と大阪); に, which starts compound particles and set
 # phrases (に関して, 気に入る); が after 我 (我が家). Before hiragana only は and を count,
 # and not before another particle or a kana that carries on a word (手はず, 大はしゃぎ):
@@ -55,7 +56,7 @@ _NOT_AFTER_WA = f"{_PARTICLE_KANA}ずしじっゃゅょちんら"
 _COMPOUND_WA = "|".join(f"(?<=[{_CONTENT}]{p})" for p in ("に", "で", "から", "まで", "へ", "より"))
 _PHRASE = re.compile(
     rf"(?<=[{_CONTENT}])"
-    rf"(?:(?:(?<!我)が|[はをでもへ])(?=[{_CONTENT}])"
+    rf"(?:(?:(?<!我)が|[はをでもへ]|から|まで|より)(?=[{_CONTENT}])"
     rf"|を(?=[ぁ-ゖ])(?![{_PARTICLE_KANA}])"
     rf"|は(?=[ぁ-ゖ])(?![{_NOT_AFTER_WA}]))"
     rf"|(?:{_COMPOUND_WA})は(?=[{_CONTENT}ぁ-ゖ])(?![{_NOT_AFTER_WA}あな])"

@@ -161,6 +161,9 @@ def test_a_compound_topic_particle_ends_a_japanese_phrase() -> None:
         ("東京駅からはバスで行けます。", "東京駅からは"),
         ("京都までは新幹線で二時間です。", "京都までは"),
         ("東京にはたくさんの有名な観光スポットがあります。", "東京には"),
+        # から, まで, より between content words: a phrase ends too
+        ("寿司は江戸時代から続く伝統的な料理です。", "寿司は江戸時代から"),
+        ("東京駅まで歩いて十分です。", "東京駅まで"),
     ):
         assert split_sentences(text, first_clause_chars=4) == [first, text[len(first) :]]
         assert streamed(text, list(range(len(text))), first_clause_chars=4)[0] == first
@@ -169,6 +172,7 @@ def test_a_compound_topic_particle_ends_a_japanese_phrase() -> None:
         "これは問題ではないです。",
         "それではまた明日会いましょう。",  # それでは: no content word before it
         "壁にはしごを立てかけました。",  # は opens a word: はしご
+        "それからまた会いましょう。",  # から after hiragana: それから, だから
     ):
         assert split_sentences(whole, first_clause_chars=4) == [whole]
 
