@@ -34,6 +34,12 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.early_replies = PromCounter(
+            "koe_speculative_reply",
+            "Replies whose LLM stream started during the end-of-turn wait: used, or dropped",
+            ["outcome"],
+            registry=r,
+        )
         self.latency = Histogram(
             "koe_turn_latency_seconds",
             "From end of user speech (or a typed message) to each milestone",
@@ -107,4 +113,4 @@ class Hub:
         for name in ("transcript", "first_token", "first_audio", "total"):
             t = getattr(m, name)
             if t is not None:
-                self.metrics.latency.labels(name).observe(t - m.start)
+                self.metrics.latency.labels(name).observe(max(0.0, t - m.start))

@@ -46,6 +46,9 @@ class Connection:
         # dropped because speech resumed but still running upstream.
         self._speculation: asyncio.Task[str] | None = None
         self._stale: asyncio.Task[str] | None = None
+        # The turn started on that transcription (speculative_reply): its LLM writes during
+        # the end-of-turn wait; it speaks once the turn's end is certain (see Turn.commit).
+        self._held: Turn | None = None
         self.client = ws.client.host if ws.client else "?"
 
     @property
@@ -230,7 +233,14 @@ class Connection:
                     # Too short to interrupt ("うん" while the assistant talks): a backchannel.
                     self._drop_speculation()
                     continue
-                await self._start_turn(audio=ev.audio, transcript=self._take_speculation())
+                held, self._held = self._held, None
+                if held is not None and held.conversation is conv and held.still_current():
+                    self._take_speculation()
+                    await self._commit(held)
+                else:
+                    if held is not None:
+                        held.discard()
+                    await self._start_turn(audio=ev.audio, transcript=self._take_speculation())
 
     # -- speculative ASR ------------------------------------------------------------
     def _speculate(self, audio: bytes, language: str) -> None:
@@ -250,6 +260,11 @@ class Connection:
         # A dropped task's error is nobody's: retrieve it so asyncio does not log it.
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
         self._speculation = task
+        if self.hub.settings.speculative_reply:
+            # The held turn sees the transcription through a shield: dropping the turn
+            # must not cancel the request (see _drop_speculation).
+            self._held = self._new_turn(audio=audio, transcript=asyncio.shield(task), held=True)
+            self._held.start()
 
     def _drop_speculation(self) -> None:
         """Speech went on: the transcript would miss words. The request is left to finish
@@ -257,6 +272,11 @@ class Connection:
         if self._speculation is not None:
             self._stale, self._speculation = self._speculation, None
             self.hub.metrics.speculations.labels("dropped").inc()
+        if self._held is not None:
+            held, self._held = self._held, None
+            held.discard()
+            if held.asked is not None:
+                self.hub.metrics.early_replies.labels("dropped").inc()
 
     def _take_speculation(self) -> asyncio.Task[str] | None:
         task, self._speculation = self._speculation, None
@@ -264,18 +284,17 @@ class Connection:
             self.hub.metrics.speculations.labels("used").inc()
         return task
 
-    async def _start_turn(
+    def _new_turn(
         self,
         *,
         audio: bytes | None = None,
         text: str | None = None,
-        transcript: asyncio.Task[str] | None = None,
-    ) -> None:
+        transcript: asyncio.Future[str] | None = None,
+        held: bool = False,
+    ) -> Turn:
         conv = self._ensure_conversation()
-        if conv.turn is not None and not conv.turn.finished:
-            await conv.turn.interrupt()
         s = self.hub.settings
-        turn = Turn(
+        return Turn(
             conv,
             self.hub.upstreams,
             audio=audio,
@@ -287,12 +306,38 @@ class Connection:
             fast_tts_s=s.fast_tts_ms / 1000,
             grace_s=s.adopt_grace_s,
             reconnect_wait_s=s.reconnect_wait_s,
-            on_done=self.hub.turn_done,
+            # a held turn is nobody's yet: the hub hears of it when it is committed
+            on_done=None if held else self.hub.turn_done,
+            held=held,
         )
+
+    async def _launch(self, turn: Turn) -> None:
+        """Make ``turn`` the conversation's turn, this connection's to listen to."""
+        conv = turn.conversation
+        if conv.turn is not None and not conv.turn.finished:
+            await conv.turn.interrupt()
         conv.turn = turn
         turn.attach(self)
-        if text is not None:
+        if turn.audio is None:
             turn.expect_reconnect(self)  # LocalChatVRM reconnects right after userMessage
         turn.client = self.client
         self.hub.turns.add(turn)
+
+    async def _commit(self, turn: Turn) -> None:
+        """The speech ended as it paused: the held turn is the turn."""
+        turn.on_done = self.hub.turn_done
+        await self._launch(turn)
+        if turn.asked is not None:
+            self.hub.metrics.early_replies.labels("used").inc()
+        turn.commit()
+
+    async def _start_turn(
+        self,
+        *,
+        audio: bytes | None = None,
+        text: str | None = None,
+        transcript: asyncio.Future[str] | None = None,
+    ) -> None:
+        turn = self._new_turn(audio=audio, text=text, transcript=transcript)
+        await self._launch(turn)
         turn.start()

@@ -86,6 +86,11 @@ class GatewaySettings(BaseSettings):
     """Start transcribing after this much silence, before silence_end_ms makes the turn's end
     certain: the transcript is kept if the silence lasts, dropped if speech resumes (0: only
     at the end). Saves up to the difference on every turn."""
+    speculative_reply: bool = True
+    """When that transcript is back before the turn's end, start the reply too: the LLM
+    writes during the rest of the wait, and its stream is closed (generation stops) if
+    speech resumes. Speech synthesis and every event still wait for the turn's end. Turn it
+    off for an LLM billed per request, where a dropped start costs money."""
 
     adopt_grace_s: float = Field(10.0, gt=0, le=600)
     """How long a turn whose socket closed waits for a new connection to adopt it."""

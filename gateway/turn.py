@@ -75,7 +75,8 @@ class TurnMetrics:
 
     def as_event(self) -> dict[str, float | None]:
         def ms(t: float | None) -> float | None:
-            return None if t is None else round((t - self.start) * 1000, 1)
+            # 0: it was ready before the turn's end (a reply started during the wait)
+            return None if t is None else round(max(0.0, t - self.start) * 1000, 1)
 
         return {
             "transcriptMs": ms(self.transcript),
@@ -93,7 +94,7 @@ class Turn:
         *,
         audio: bytes | None = None,
         text: str | None = None,
-        transcript: asyncio.Task[str] | None = None,
+        transcript: asyncio.Future[str] | None = None,
         language: str = "ja",
         max_tokens: int = 160,
         first_clause_chars: int = 0,
@@ -101,6 +102,7 @@ class Turn:
         grace_s: float = 10.0,
         reconnect_wait_s: float = 0.5,
         on_done: Callable[[Turn], Awaitable[None] | None] | None = None,
+        held: bool = False,
     ) -> None:
         self.conversation = conversation
         self.upstreams = upstreams
@@ -138,6 +140,11 @@ class Turn:
         # is not cleared when the wait for a reconnect gives up.
         self._last_marked: Listener | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # Held (see commit): the reply is being written, but nothing is said or sent yet.
+        self._go = asyncio.Event()
+        if not held:
+            self._go.set()
+        self.asked: list[dict[str, str]] | None = None  # the messages the LLM was sent
 
     # -- attachment -------------------------------------------------------
     def attach(self, conn: Listener) -> None:
@@ -203,6 +210,31 @@ class Turn:
             asyncio.create_task(self._produce(), name="turn-produce"),
             asyncio.create_task(self._deliver(), name="turn-deliver"),
         ]
+
+    @property
+    def held(self) -> bool:
+        return not self._go.is_set()
+
+    def commit(self) -> None:
+        """The user's turn has ended: a held turn (started during the end-of-turn wait, see
+        :meth:`gateway.session.Connection._speculate`) goes ahead: its synthesis and its
+        events, which were waiting. Its metrics count from now."""
+        if self.held:
+            self.metrics.start = time.perf_counter()
+            self._go.set()
+
+    def still_current(self) -> bool:
+        """Whether the LLM (if it was asked yet) was asked what it would be asked now: the
+        conversation has not moved on since this held turn started."""
+        return self.asked is None or self.asked == self.conversation.llm_messages(self.user_text)
+
+    def discard(self) -> None:
+        """Drop a held turn: the user spoke on. Closing its LLM stream stops generation
+        upstream; nothing was sent, recorded or synthesized."""
+        if self._transcript is not None:
+            self._transcript.cancel()  # the turn's view of it (see Connection._speculate)
+        for task in self._tasks:
+            task.cancel()
 
     async def cancel(self) -> None:
         if self._transcript is not None:
@@ -297,7 +329,7 @@ class Turn:
 
     async def _llm(self) -> AsyncGenerator[str, None]:
         """The reply's text pieces; closing this closes the HTTP stream, which stops the LLM."""
-        messages = self.conversation.llm_messages(self.user_text)
+        messages = self.asked = self.conversation.llm_messages(self.user_text)
         stream = self.upstreams.chat_stream(messages, self.max_tokens)
         try:
             async for delta in stream:
@@ -314,6 +346,7 @@ class Turn:
         self.reply = self.reply.strip()
         self._put(Outgoing(TurnEvent("message", self.reply), marks=("assistant",)))
         if self.reply:
+            await self._go.wait()
             wav = await self.upstreams.synthesize(self.reply, self.conversation.voice)
             self._put(Outgoing(TurnEvent("audio", self.reply, wav), wav_duration(wav)))
 
@@ -342,6 +375,9 @@ class Turn:
 
     async def _synthesize_each(self, sentences: asyncio.Queue[str | None]) -> None:
         while (sentence := await sentences.get()) is not None:
+            # A TTS request cannot be called back once sent (the service finishes it), so a
+            # held turn writes its reply but waits for its commit to speak it.
+            await self._go.wait()
             self._synthesizing = True
             try:
                 wav = await self.upstreams.synthesize(sentence, self.conversation.voice)
@@ -393,6 +429,7 @@ class Turn:
 
     async def _deliver(self) -> None:
         try:
+            await self._go.wait()
             while (item := await self._outbox.get()) is not None:
                 await self._handover()
                 if item.event.kind == "metrics":

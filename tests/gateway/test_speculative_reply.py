@@ -1,0 +1,133 @@
+"""Speculative reply: the LLM writes during the end-of-turn wait, the voice waits for its end.
+
+When the transcription started at a pause is back before the silence has lasted
+long enough to end the turn, the gateway starts the reply on it, held: the LLM
+streams, but nothing is synthesized or sent until the turn's end is certain.
+If speech resumes, the held reply's LLM stream is closed and nothing of it
+reaches the client or the history.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bench.fakes import FakeBehaviour, create_fake_services
+from bench.wsclient import WSClient, speech_pcm
+from gateway.app import create_app
+from gateway.conversation import Conversation
+from gateway.settings import GatewaySettings
+from gateway.turn import Turn
+from tests.gateway.test_speculative_asr import with_gap
+from tests.servers import serve
+
+
+@pytest.fixture
+def fake() -> FakeBehaviour:
+    # the first piece comes 20 ms after the request, the WAV 150 ms after its request
+    return FakeBehaviour(token_delay_s=0.02, tts_delay_s=0.15)
+
+
+@pytest.fixture
+def fake_url(fake: FakeBehaviour) -> Iterator[str]:
+    with serve(create_fake_services(fake)) as url:
+        yield url
+
+
+def run_turn(
+    fake_url: str, pcm: bytes, speculative_reply: bool, **start: Any
+) -> tuple[list[dict], str]:
+    """One spoken turn at the client's pace; its events and the gateway's /metrics after it."""
+    settings = GatewaySettings(
+        asr_urls=[fake_url],
+        llm_urls=[fake_url],
+        tts_urls=[fake_url],
+        speculative_asr_ms=64,
+        speculative_reply=speculative_reply,
+        reconnect_wait_s=0,
+    )
+    with serve(create_app(settings)) as url:
+        c = WSClient(url.replace("http", "ws") + "/ws")
+        c.start(**start)
+        c.stream(pcm, realtime=True)
+        got = c.until("turnMetrics")
+        metrics = httpx.get(url + "/metrics").text
+        c.close()
+    return got, metrics
+
+
+def replies(got: list[dict]) -> list[str]:
+    return [e["generatedMessageContent"] for e in got if e["event"] == "assistantMessageGenerated"]
+
+
+def counted(metrics: str, outcome: str) -> float:
+    m = re.search(rf'koe_speculative_reply_total{{outcome="{outcome}"}} (\S+)', metrics)
+    return float(m.group(1)) if m else 0.0
+
+
+@pytest.mark.parametrize("one_wav", [False, True], ids=["streaming", "one WAV"])
+def test_reply_is_written_during_the_wait_and_spoken_after_it(
+    fake_url: str, fake: FakeBehaviour, jsut_wav: Path, one_wav: bool
+) -> None:
+    pcm = speech_pcm(jsut_wav)
+    reply = "".join(fake.reply_pieces)
+
+    got, metrics = run_turn(fake_url, pcm, speculative_reply=False, oneWavPerTurn=one_wav)
+    before = got[-1]
+    assert counted(metrics, "used") == 0
+    assert before["firstTokenMs"] >= 20  # asked at the turn's end, answered 20 ms later
+    fake.chat_bodies.clear()
+    fake.tts_texts.clear()
+
+    got, metrics = run_turn(fake_url, pcm, speculative_reply=True, oneWavPerTurn=one_wav)
+    names = [e["event"] for e in got]
+    assert names[:3] == ["userSpeechStart", "userSpeechEnd", "userSpeechTranscript"]
+    assert got[2]["transcript"] == fake.transcript
+    assert replies(got) == [reply]
+    # all of it spoken, each piece once
+    assert "".join(fake.tts_texts) == reply
+    assert names.count("assistantSpeechGenerated") == len(fake.tts_texts) == (1 if one_wav else 2)
+    assert counted(metrics, "used") == 1 and counted(metrics, "dropped") == 0
+    # the LLM was asked once, on the transcript, and had answered before the turn's end ...
+    assert len(fake.chat_bodies) == 1
+    assert fake.chat_bodies[0]["messages"][-1]["content"] == fake.transcript
+    after = got[-1]
+    assert after["transcriptMs"] == 0 and after["firstTokenMs"] == 0
+    # ... but nothing was synthesized before it: the first WAV took the TTS's 150 ms after it
+    assert after["firstAudioMs"] >= 150
+
+
+def test_speech_after_the_pause_stops_the_early_reply(
+    fake_url: str, fake: FakeBehaviour, jsut_wav: Path, tmp_path: Path
+) -> None:
+    # a reply still streaming when the speech resumes (one piece every 30 ms)
+    fake.reply_pieces = [f"{i}番目です。" for i in range(12)]
+    fake.token_delay_s = 0.03
+    pcm, _ = with_gap(jsut_wav, tmp_path)
+    got, metrics = run_turn(fake_url, pcm, speculative_reply=True)
+    names = [e["event"] for e in got]
+    assert names.count("userSpeechTranscript") == 1
+    assert replies(got) == ["".join(fake.reply_pieces)]
+    dropped = counted(metrics, "dropped")
+    assert dropped >= 1 and counted(metrics, "used") == 1
+    # every dropped reply's stream was closed before its end: generation stopped upstream
+    assert fake.stream_closed_early == dropped
+    # nothing of the dropped replies was synthesized: the turn's reply was, once
+    assert "".join(fake.tts_texts) == "".join(fake.reply_pieces)
+    assert names.count("assistantSpeechGenerated") == len(fake.tts_texts)
+
+
+def test_a_held_reply_is_dropped_when_the_conversation_moved_on() -> None:
+    conv = Conversation(history=[{"role": "user", "content": "こんにちは"}])
+    turn = Turn(conv, upstreams=None, audio=b"", held=True)  # type: ignore[arg-type]
+    turn.user_text = "お元気ですか"
+    assert turn.still_current()  # the LLM was not asked yet: it will be asked what is now
+    turn.asked = conv.llm_messages(turn.user_text)
+    assert turn.still_current()
+    conv.record("こんにちは", "こんにちは！")  # e.g. the turn before was recorded meanwhile
+    assert not turn.still_current()
