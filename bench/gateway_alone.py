@@ -6,8 +6,10 @@ server answering with prepared bytes, a transcript, a two-piece reply and a
 them holds the others' interpreter lock. Many sessions stream real speech at
 real-time pace at once; each turn's ``firstAudioMs`` (the gateway's clock,
 from its end-of-speech detection to the first WAV written to the socket) is
-then nothing but gateway work and three loopback HTTP calls: that is the
-added latency per turn, reported as p50/p99 against the 5 ms target. The
+then nothing but gateway work and the loopback HTTP calls left after the
+detection (the TTS call: the transcript and the reply's text came during the
+end-of-turn wait, see ``GATEWAY_SPECULATIVE_REPLY``): that is the added
+latency per turn, reported as p50/p99 against the 5 ms target. The
 client's view of the same span (``userSpeechEnd`` received to the first WAV
 received) is reported beside it.
 

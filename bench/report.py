@@ -124,9 +124,13 @@ def markdown(res: dict[str, Any]) -> str:
         out += [
             "",
             "Added: the gateway's firstAudioMs with instant fakes, from its end-of-speech "
-            "detection (or the typed message) to the first WAV written: ASR, LLM and TTS "
-            "calls over loopback HTTP, splitting, the WAV as JSON, and waiting for the event "
-            "loop. Client view: userSpeechEnd received (or userMessage sent) to that WAV "
+            "detection (or the typed message) to the first WAV written: the calls to the "
+            "fakes over loopback HTTP still to make, splitting, the WAV as JSON, and waiting "
+            "for the event loop. A spoken turn's transcript is asked for at a 64 ms pause, "
+            "and with instant fakes its reply is written during the rest of the wait "
+            "(speculative reply): only the TTS call is left after the detection. A typed "
+            "turn makes both the LLM and the TTS call after its message. "
+            "Client view: userSpeechEnd received (or userMessage sent) to that WAV "
             "received. Typed turns come at the same rate as the speech turns but send no "
             "audio: the difference is what the audio streams cost the turns.",
         ]
@@ -144,7 +148,8 @@ def markdown(res: dict[str, Any]) -> str:
             f"transport) {_s(busy.get('gateway_client_ms'))} / "
             f"{_s(idle.get('gateway_client_ms'))}, over a bare socket "
             f"{_s(busy['bare_socket_ms'])} / {_s(idle['bare_socket_ms'])}. "
-            "A turn makes two such calls after its transcript (LLM, TTS).",
+            "A typed turn makes two such calls after its message (LLM, TTS), a spoken one "
+            "whose reply was written during the end-of-turn wait one (TTS).",
         ]
     if vad := res.get("vad"):
         out += ["", "### VAD on one core (onnxruntime, 1 thread; CPU time)", ""]
