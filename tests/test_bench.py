@@ -111,7 +111,10 @@ def test_bench_runs_end_to_end_and_writes_its_results(
     for row in (speech, typed):
         assert row["turns"] == 3 and row["failed"] == 0, row["failures"]
         assert 0 < row["added_p50_ms"] <= row["added_p99_ms"]
-        assert 0 < row["first_token_p50_ms"] <= row["added_p50_ms"]
+        assert 0 <= row["first_token_p50_ms"] <= row["added_p50_ms"]
+    # a typed turn asks the LLM after its message; a spoken one may have had its reply
+    # written during the end-of-turn wait (speculative reply: 0 ms after the turn's end)
+    assert typed["first_token_p50_ms"] > 0
     assert speech["config"].startswith("speech") and typed["config"].startswith("typed")
     vad = res["vad"]
     assert vad["streams_per_core"] > 0 and vad["per_model_frame_us"] > 0
