@@ -60,6 +60,11 @@ class LLMSettings(ServiceSettings):
     """Nucleus sampling when a request gives none."""
     repetition_penalty: float = Field(1.1, ge=1.0, le=2.0)
     """Discourages the small embedded model from looping (transformers backends only)."""
+    prompt_caches: int = Field(4, ge=0, le=64)
+    """Transformers backends: how many recent generations keep their key/value cache for
+    the next prompts that begin the same way (conversations taking turns, Japanese and
+    English system prompts). Each holds its prompt's cache: about 36 KB a token for the
+    embedded model (5 MB for a 130-token prompt), far more for a large model. 0: none."""
     openai_base_url: str = "http://127.0.0.1:8080/v1"
     """openai backend: base URL of the server (vLLM, llama.cpp server, Ollama: .../v1)."""
     openai_api_key: SecretStr | None = None

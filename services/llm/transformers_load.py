@@ -98,6 +98,7 @@ def load_embedded(settings: LLMSettings) -> TransformersChat:
         context_tokens=settings.context_tokens,
         stop_at_newline=True,
         repetition_penalty=settings.repetition_penalty,
+        prompt_caches=settings.prompt_caches,
     )
     engine.warm_up()
     return engine
@@ -125,6 +126,7 @@ def load_transformers(settings: LLMSettings) -> TransformersChat:
         render=_render_template,
         context_tokens=settings.context_tokens,
         repetition_penalty=settings.repetition_penalty,
+        prompt_caches=settings.prompt_caches,
     )
     engine.warm_up()
     return engine

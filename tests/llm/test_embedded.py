@@ -25,6 +25,9 @@ JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 QUESTION: list[ChatCompletionMessageParam] = [
     {"role": "user", "content": "日本で一番高い山は何ですか？"}
 ]
+ENGLISH_QUESTION: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "What is the highest mountain in Japan?"}
+]
 # Greedy decoding repeats this long sentence: a reply of about 45 tokens to cut short.
 # Under the default system prompt (short replies) the model answers 「はい。」 instead.
 LONG: list[ChatCompletionMessageParam] = [
@@ -186,7 +189,39 @@ def test_prompt_cache_reuses_the_shared_prefix_and_changes_nothing(
     body = {"messages": follow_up, "temperature": 0, "max_tokens": 24}
     warm = httpx.post(f"{embedded_url}/chat", json=body, timeout=120).json()["message"]
     assert embedded_engine.cache_hits == hits + 1
-    embedded_engine._cache = None  # cold: no reuse possible
+    embedded_engine.clear_cache()  # cold: no reuse possible
     cold = httpx.post(f"{embedded_url}/chat", json=body, timeout=120).json()["message"]
     assert embedded_engine.cache_hits == hits + 1
     assert warm == cold and warm
+
+
+def test_conversations_taking_turns_each_keep_their_prompt_cache(
+    embedded_url: str, embedded_engine: Any
+) -> None:
+    """Two conversations with different system prompts, one turn each in turn: the second
+    turn of the first still reuses all of its first turn, not only what the two share."""
+
+    def chat(messages: list[dict[str, str]]) -> str:
+        body = {"messages": messages, "temperature": 0, "max_tokens": 12}
+        return str(httpx.post(f"{embedded_url}/chat", json=body, timeout=120).json()["message"])
+
+    first = [{"role": "system", "content": "あなたは猫です。"}, *QUESTION]
+    other = [{"role": "system", "content": "You are a helpful robot."}, *ENGLISH_QUESTION]
+    shown = len(embedded_engine.render(embedded_engine.tokenizer, [Message(**m) for m in first]))
+
+    def take_turns() -> int:
+        """The first conversation, the other, the first's second turn: tokens reused then."""
+        embedded_engine.clear_cache()
+        reply = chat(first)
+        chat(other)
+        follow_up = {"role": "user", "content": "なぜ？"}
+        chat([*first, {"role": "assistant", "content": reply}, follow_up])
+        return int(embedded_engine.last_reused)
+
+    # the whole first prompt (and the reply it generated) came from its kept cache
+    assert take_turns() > shown
+    embedded_engine.prompt_caches = 1  # only the last generation kept: the other one's
+    try:
+        assert take_turns() < shown
+    finally:
+        embedded_engine.prompt_caches = 4
