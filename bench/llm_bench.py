@@ -2,8 +2,12 @@
 
 Runs the configured backend (the embedded gemma-3-270m unless ``LLM_BACKEND``
 says otherwise) in-process through the same prompt building and clean-up as
-the service, after one warm-up call. Two prompts: a typical short question
-(TTFT, whole reply time) and a long reply to measure decoding speed.
+the service, after one warm-up call. Three prompts: a short question asked
+again each run (its prompt cache then holds all of it but the last token: the
+floor of the time to first token), a different question each run (the cache
+holds the system prompt and few-shot dialogue, the new message is computed:
+what a turn of a conversation costs), and a long reply to measure decoding
+speed.
 ``python -m bench llm [--runs N] [--max-tokens N]``.
 """
 
@@ -22,18 +26,28 @@ from services.llm.settings import LLMSettings
 
 from .common import print_table, save_results
 
-# Each prompt: its conversation. The long one brings its own system prompt: under the
-# default one ("one or two short sentences") the model rightly answers 「はい。」.
+NEW_QUESTIONS = [
+    "日本で一番長い川は何ですか？",
+    "京都でおすすめの観光地を教えてください。",
+    "猫と犬、どちらが飼いやすいですか？",
+    "明日の朝ごはんは何がいいと思いますか？",
+    "富士山に登るには何日かかりますか？",
+]
+# Each prompt: the conversations its runs take in turn. The long one brings its own system
+# prompt: under the default one ("one or two short sentences") the model answers 「はい。」.
 PROMPTS = {
-    "short question": [Message("user", "日本で一番高い山は何ですか？")],
+    "short question, the same each run": [[Message("user", "日本で一番高い山は何ですか？")]],
+    "short question, a new one each run": [[Message("user", q)] for q in NEW_QUESTIONS],
     "long reply": [
-        Message("system", "ユーザーの言葉を一字一句そのまま繰り返してください。"),
-        Message(
-            "user",
-            "次の文をそのまま繰り返してください：吾輩は猫である。名前はまだ無い。"
-            "どこで生れたかとんと見当がつかぬ。何でも薄暗いじめじめした所でニャーニャー泣いていた"
-            "事だけは記憶している。",
-        ),
+        [
+            Message("system", "ユーザーの言葉を一字一句そのまま繰り返してください。"),
+            Message(
+                "user",
+                "次の文をそのまま繰り返してください：吾輩は猫である。名前はまだ無い。"
+                "どこで生れたかとんと見当がつかぬ。何でも薄暗いじめじめした所でニャーニャー"
+                "泣いていた事だけは記憶している。",
+            ),
+        ]
     ],
 }
 
@@ -59,12 +73,12 @@ def run(runs: int, max_tokens: int) -> list[dict]:
     t0 = time.perf_counter()
     engine = load_engine(settings)  # includes the one-off conversion on a fresh machine
     load_s = time.perf_counter() - t0
-    asyncio.run(one_run(engine, settings, PROMPTS["short question"], 8))  # warm-up
+    warm_up = PROMPTS["short question, the same each run"][0]
+    asyncio.run(one_run(engine, settings, warm_up, 8))
     rows = []
-    for name, messages in PROMPTS.items():
-        results = [
-            asyncio.run(one_run(engine, settings, messages, max_tokens)) for _ in range(runs)
-        ]
+    for name, conversations in PROMPTS.items():
+        picks = [conversations[i % len(conversations)] for i in range(runs)]
+        results = [asyncio.run(one_run(engine, settings, m, max_tokens)) for m in picks]
         ttft = statistics.median(r[0] for r in results)
         total = statistics.median(r[1] for r in results)
         # decoding speed: tokens after the first over the time after the first
