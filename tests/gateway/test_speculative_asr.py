@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -38,25 +39,34 @@ def fake_url(fake: FakeBehaviour) -> Iterator[str]:
 
 
 def run_turn(
-    fake_url: str, pcm: bytes, speculative_asr_ms: int, realtime: bool = False
+    fake_url: str,
+    pcm: bytes,
+    speculative_asr_ms: int,
+    realtime: bool = False,
+    start: dict[str, Any] | None = None,
+    **settings: Any,
 ) -> tuple[list[dict], str]:
-    settings = GatewaySettings(
+    """One spoken turn (``start``: extra startSession fields, ``settings``: the gateway's);
+    its events and the gateway's /metrics after it."""
+    config = GatewaySettings(
         asr_urls=[fake_url],
         llm_urls=[fake_url],
         tts_urls=[fake_url],
         speculative_asr_ms=speculative_asr_ms,
+        **settings,
     )
-    with serve(create_app(settings)) as url:
+    with serve(create_app(config)) as url:
         c = WSClient(url.replace("http", "ws") + "/ws")
-        c.start()
+        c.start(**(start or {}))
         c.stream(pcm, realtime=realtime)
         got = c.until("turnMetrics")
         metrics = httpx.get(url + "/metrics").text
+        c.close()
     return got, metrics
 
 
-def counted(metrics: str, outcome: str) -> float:
-    m = re.search(rf'koe_speculative_asr_total{{outcome="{outcome}"}} (\S+)', metrics)
+def counted(metrics: str, outcome: str, counter: str = "koe_speculative_asr") -> float:
+    m = re.search(rf'{counter}_total{{outcome="{outcome}"}} (\S+)', metrics)
     return float(m.group(1)) if m else 0.0
 
 

@@ -9,20 +9,17 @@ reaches the client or the history.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from bench.fakes import FakeBehaviour, create_fake_services
-from bench.wsclient import WSClient, speech_pcm
-from gateway.app import create_app
+from bench.wsclient import speech_pcm
 from gateway.conversation import Conversation
-from gateway.settings import GatewaySettings
 from gateway.turn import Turn
+from tests.gateway import test_speculative_asr as speculative_asr
 from tests.gateway.test_speculative_asr import with_gap
 from tests.servers import serve
 
@@ -39,26 +36,17 @@ def fake_url(fake: FakeBehaviour) -> Iterator[str]:
         yield url
 
 
-def run_turn(
-    fake_url: str, pcm: bytes, speculative_reply: bool, **start: Any
-) -> tuple[list[dict], str]:
+def run_turn(fake_url: str, pcm: bytes, speculative_reply: bool, **start: Any) -> tuple[list, str]:
     """One spoken turn at the client's pace; its events and the gateway's /metrics after it."""
-    settings = GatewaySettings(
-        asr_urls=[fake_url],
-        llm_urls=[fake_url],
-        tts_urls=[fake_url],
-        speculative_asr_ms=64,
+    return speculative_asr.run_turn(
+        fake_url,
+        pcm,
+        64,
+        realtime=True,
+        start=start,
         speculative_reply=speculative_reply,
         reconnect_wait_s=0,
     )
-    with serve(create_app(settings)) as url:
-        c = WSClient(url.replace("http", "ws") + "/ws")
-        c.start(**start)
-        c.stream(pcm, realtime=True)
-        got = c.until("turnMetrics")
-        metrics = httpx.get(url + "/metrics").text
-        c.close()
-    return got, metrics
 
 
 def replies(got: list[dict]) -> list[str]:
@@ -66,8 +54,7 @@ def replies(got: list[dict]) -> list[str]:
 
 
 def counted(metrics: str, outcome: str) -> float:
-    m = re.search(rf'koe_speculative_reply_total{{outcome="{outcome}"}} (\S+)', metrics)
-    return float(m.group(1)) if m else 0.0
+    return speculative_asr.counted(metrics, outcome, "koe_speculative_reply")
 
 
 @pytest.mark.parametrize("one_wav", [False, True], ids=["streaming", "one WAV"])
