@@ -113,4 +113,4 @@ class Hub:
         for name in ("transcript", "first_token", "first_audio", "total"):
             t = getattr(m, name)
             if t is not None:
-                self.metrics.latency.labels(name).observe(max(0.0, t - m.start))
+                self.metrics.latency.labels(name).observe(t - m.start)

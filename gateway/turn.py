@@ -73,10 +73,17 @@ class TurnMetrics:
         if getattr(self, name) is None:
             setattr(self, name, time.perf_counter())
 
+    def restart(self) -> None:
+        """Count from now; what was reached before (a held turn's transcript and first
+        tokens, during the end-of-turn wait) counts as reached at the start."""
+        self.start = time.perf_counter()
+        for name in ("transcript", "first_token", "first_audio", "total"):
+            if getattr(self, name) is not None:
+                setattr(self, name, self.start)
+
     def as_event(self) -> dict[str, float | None]:
         def ms(t: float | None) -> float | None:
-            # 0: it was ready before the turn's end (a reply started during the wait)
-            return None if t is None else round(max(0.0, t - self.start) * 1000, 1)
+            return None if t is None else round((t - self.start) * 1000, 1)
 
         return {
             "transcriptMs": ms(self.transcript),
@@ -220,7 +227,7 @@ class Turn:
         :meth:`gateway.session.Connection._speculate`) goes ahead: its synthesis and its
         events, which were waiting. Its metrics count from now."""
         if self.held:
-            self.metrics.start = time.perf_counter()
+            self.metrics.restart()
             self._go.set()
 
     def still_current(self) -> bool:
