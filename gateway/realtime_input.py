@@ -7,7 +7,9 @@ cancel a response; its frames run on the hub's shared
 :class:`~gateway.vad_batcher.VADBatcher`, as ``/ws``'s do, not on the event
 loop. With ``turn_detection: null`` the client commits the
 buffer itself. Committed audio becomes a user item: a response started by it
-transcribes it within its turn; otherwise it is transcribed here.
+transcribes it within its turn; otherwise it is transcribed here. As on
+``/ws``, server VAD starts the transcription at a pause in the speech
+(:class:`~gateway.speculation.SpeculativeASR`), before the turn's end is certain.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .realtime_audio import VAD_RATE, InputResampler
 from .realtime_items import add_item
 from .realtime_link import RealtimeLink
 from .realtime_responder import Responder
+from .speculation import SpeculativeASR, transcribe
 from .vad import FRAME_MS, Kind, TurnDetector, VADEvent
 from .vad_batcher import VADStopped
 
@@ -48,13 +51,12 @@ class InputAudio:
         self._speech_item: str | None = None
         self._sustained = False  # the current utterance went on for barge_in_ms
         self._vad_failing = False  # the last feed failed: report a failure once, not per frame
+        self._asr = SpeculativeASR(link.hub)  # started at a pause in the speech
 
     def _detector(self) -> TurnDetector:
         """The server's turn parameters, with the session's turn_detection over them."""
         vad = self.link.session.vad
-        # No PAUSE events: realtime does not transcribe speculatively, and each PAUSE copies
-        # the utterance so far.
-        params = dataclasses.replace(self.link.hub.turn_params, pause_ms=0)
+        params = self.link.hub.turn_params
         if vad is not None:
             params = dataclasses.replace(
                 params,
@@ -79,10 +81,12 @@ class InputAudio:
         self.link.hub.vad_batcher.discard(self.detector)
         self.detector = self._detector()
         self._speech_item = None  # no utterance is in progress on the new one
+        self._asr.drop()
 
     def close(self) -> None:
         """The connection is gone: the batcher forgets this detector's queued frames."""
         self.link.hub.vad_batcher.discard(self.detector)
+        self._asr.close()
 
     # -- client events ------------------------------------------------------------
     async def append(self, audio: str, event_id: str | None) -> None:
@@ -140,6 +144,7 @@ class InputAudio:
         # a time (append awaits its feed before the next event is read), so none is here.
         self.detector.reset()
         self._speech_item = None
+        self._asr.drop()
         self.link.send({"type": "input_audio_buffer.cleared"})
 
     def commit(self, event_id: str | None) -> None:
@@ -156,6 +161,7 @@ class InputAudio:
         self._buffer.clear()
         # The committed audio must not end a VAD turn later; no feed is awaited (see clear()).
         self.detector.reset()
+        self._asr.drop()  # what it transcribes is only part of what is committed
         item, self._speech_item = self._speech_item or rt.new_id("item"), None
         self._commit(item, pcm, respond=False)
 
@@ -182,6 +188,11 @@ class InputAudio:
             resp = responder.current
             if vad.interrupt_response and resp is not None and not resp.done:
                 await responder.cancel(resp, "turn_detected")
+        elif ev.kind is Kind.PAUSE:
+            if not self._backchannel():
+                self._asr.start(ev.audio, self.link.conversation.language)
+        elif ev.kind is Kind.RESUME:
+            self._asr.drop()
         elif ev.kind is Kind.SPEECH_END:
             item = self._speech_item or rt.new_id("item")
             self._speech_item = None
@@ -193,17 +204,31 @@ class InputAudio:
                 }
             )
             self._buffer.clear()
-            turn = self.link.conversation.turn
-            # A reply already sent may still be playing at the client (the turn estimates it).
-            playing = turn is not None and turn.live and not turn.interrupted
-            short = not self._sustained
-            if vad.interrupt_response and short and (responder.responding() or playing):
+            if self._backchannel():
+                self._asr.drop()
                 return  # too short to interrupt the reply: a backchannel, as on /ws
             respond = vad.create_response and not responder.responding()
-            self._commit(item, ev.audio, respond=respond)
+            self._commit(item, ev.audio, respond=respond, transcript=self._asr.take())
+
+    def _backchannel(self) -> bool:
+        """Whether the speech, if it ended now, would be too short to interrupt the reply
+        ("うん" while the assistant talks): it is then neither committed nor answered."""
+        vad = self.link.session.vad
+        turn = self.link.conversation.turn
+        # A reply already sent may still be playing at the client (the turn estimates it).
+        playing = turn is not None and turn.live and not turn.interrupted
+        replying = self.responder.responding() or playing
+        return vad is not None and vad.interrupt_response and not self._sustained and replying
 
     # -- committed audio ---------------------------------------------------------------
-    def _commit(self, item_id: str, pcm: bytes, *, respond: bool) -> None:
+    def _commit(
+        self,
+        item_id: str,
+        pcm: bytes,
+        *,
+        respond: bool,
+        transcript: asyncio.Future[str] | None = None,
+    ) -> None:
         self.link.send(
             {
                 "type": "input_audio_buffer.committed",
@@ -214,21 +239,31 @@ class InputAudio:
         content = [{"type": "input_audio", "transcript": None}]
         add_item(self.link, item_id, "user", content)
         if respond:
-            self.responder.start(audio=pcm, user_item=item_id)
+            self.responder.start(audio=pcm, user_item=item_id, transcript=transcript)
         else:
-            self._transcribe(item_id, pcm)
+            self._transcribe(item_id, pcm, transcript)
 
-    def _transcribe(self, item_id: str, pcm: bytes) -> None:
+    def _transcribe(
+        self, item_id: str, pcm: bytes, transcript: asyncio.Future[str] | None = None
+    ) -> None:
         """Transcripts of committed audio enter the history in commit order."""
         previous = self.link.transcribing
-        self.link.transcribing = self.link.spawn(self._transcribe_item(item_id, pcm, previous))
+        self.link.transcribing = self.link.spawn(
+            self._transcribe_item(item_id, pcm, previous, transcript)
+        )
 
     async def _transcribe_item(
-        self, item_id: str, pcm: bytes, previous: asyncio.Task[None] | None
+        self,
+        item_id: str,
+        pcm: bytes,
+        previous: asyncio.Task[None] | None,
+        transcript: asyncio.Future[str] | None,
     ) -> None:
         link = self.link
         try:
-            text = (await link.hub.upstreams.transcribe(pcm, link.conversation.language)).strip()
+            text = (
+                await transcribe(link.hub.upstreams, pcm, link.conversation.language, transcript)
+            ).strip()
         except UpstreamError as exc:
             error = {"type": "server_error", "code": "asr_error", "message": exc.message}
             link.send(

@@ -112,8 +112,15 @@ class Responder:
         )
 
     # -- a response's life ------------------------------------------------------------
-    def start(self, *, audio: bytes | None = None, user_item: str | None = None) -> None:
-        """A response to ``audio`` (committed as ``user_item``), else to the last user text."""
+    def start(
+        self,
+        *,
+        audio: bytes | None = None,
+        user_item: str | None = None,
+        transcript: asyncio.Future[str] | None = None,
+    ) -> None:
+        """A response to ``audio`` (committed as ``user_item``; ``transcript``: its
+        transcription if one was started at a pause), else to the last user text."""
         link = self.link
         resp = Response(link.session, link.beta, user_item=user_item, previous_item=link.last_item)
         self.current = resp
@@ -123,7 +130,7 @@ class Responder:
             self._by_item.popitem(last=False)
         link.send({"type": "response.created", "response": resp.resource("in_progress")})
         if audio is not None:
-            self._launch(resp, audio=audio)
+            self._launch(resp, audio=audio, transcript=transcript)
         else:
             resp.starter = link.spawn(self._start_typed(resp))
 
@@ -147,7 +154,12 @@ class Responder:
         self._launch(resp, text=history[-1]["content"])
 
     def _launch(
-        self, resp: Response, *, audio: bytes | None = None, text: str | None = None
+        self,
+        resp: Response,
+        *,
+        audio: bytes | None = None,
+        text: str | None = None,
+        transcript: asyncio.Future[str] | None = None,
     ) -> None:
         hub, conv = self.link.hub, self.link.conversation
         s, limit = hub.settings, self.link.session.max_output_tokens
@@ -156,6 +168,7 @@ class Responder:
             hub.upstreams,
             audio=audio,
             text=text,
+            transcript=transcript,
             language=conv.language,
             max_tokens=s.max_tokens if limit == "inf" else min(limit, s.max_tokens),
             first_clause_chars=s.first_clause_chars,

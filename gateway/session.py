@@ -20,6 +20,7 @@ from . import events
 from .conversation import Conversation, clean_history
 from .events import StartSession, TurnEvent, UserMessage
 from .sender import FrameSender
+from .speculation import SpeculativeASR
 from .turn import Turn
 from .vad import Kind, TurnDetector
 from .vad_batcher import VADStopped
@@ -42,10 +43,8 @@ class Connection:
         self.conversation: Conversation | None = None
         self.detector = TurnDetector(hub.vad, hub.turn_params)
         self._vad_failing = False
-        # A transcription started at a pause in the user's speech (see _on_audio), and one
-        # dropped because speech resumed but still running upstream.
-        self._speculation: asyncio.Task[str] | None = None
-        self._stale: asyncio.Task[str] | None = None
+        # The transcription started at a pause in the user's speech (see _on_audio).
+        self._asr = SpeculativeASR(hub)
         # The turn started on that transcription (speculative_reply): its LLM writes during
         # the end-of-turn wait; it speaks once the turn's end is certain (see Turn.commit).
         self._held: Turn | None = None
@@ -97,8 +96,7 @@ class Connection:
             self._out.closed = True
             self.hub.vad_batcher.discard(self.detector)
             self._drop_speculation()
-            if self._stale is not None:
-                self._stale.cancel()
+            self._asr.close()
             conv = self.conversation
             if conv is not None and conv.turn is not None:
                 conv.turn.detach(self)
@@ -235,54 +233,33 @@ class Connection:
                     continue
                 held, self._held = self._held, None
                 if held is not None and held.conversation is conv and held.still_current():
-                    self._take_speculation()
+                    self._asr.take()
                     await self._commit(held)
                 else:
                     if held is not None:
                         held.discard()
-                    await self._start_turn(audio=ev.audio, transcript=self._take_speculation())
+                    await self._start_turn(audio=ev.audio, transcript=self._asr.take())
 
     # -- speculative ASR ------------------------------------------------------------
     def _speculate(self, audio: bytes, language: str) -> None:
         """Transcribe the turn so far now; the turn's end (and the ASR's answer) may
-        follow within the end-of-turn wait, which then no longer adds to the latency.
-
-        At most one of this connection's transcriptions runs upstream at a time: the
-        ASR service finishes a request even after its client has gone, so stale ones
-        would queue in front of the one that counts (and fill the service's queue).
-        """
+        follow within the end-of-turn wait, which then no longer adds to the latency."""
         self._drop_speculation()
-        if self._stale is not None and not self._stale.done():
-            return  # the ASR is still on a dropped one: transcribe at the end instead
-        task = asyncio.create_task(
-            self.hub.upstreams.transcribe(audio, language), name="asr-speculative"
-        )
-        # A dropped task's error is nobody's: retrieve it so asyncio does not log it.
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        self._speculation = task
-        if self.hub.settings.speculative_reply:
+        task = self._asr.start(audio, language)
+        if task is not None and self.hub.settings.speculative_reply:
             # The held turn sees the transcription through a shield: dropping the turn
-            # must not cancel the request (see _drop_speculation).
+            # must not cancel the request (see SpeculativeASR.drop).
             self._held = self._new_turn(audio=audio, transcript=asyncio.shield(task), held=True)
             self._held.start()
 
     def _drop_speculation(self) -> None:
-        """Speech went on: the transcript would miss words. The request is left to finish
-        (cancelling it would not stop the ASR, only lose the pooled connection)."""
-        if self._speculation is not None:
-            self._stale, self._speculation = self._speculation, None
-            self.hub.metrics.speculations.labels("dropped").inc()
+        """Speech went on: drop the transcription started at the pause, and its held turn."""
+        self._asr.drop()
         if self._held is not None:
             held, self._held = self._held, None
             held.discard()
             if held.asked is not None:
                 self.hub.metrics.early_replies.labels("dropped").inc()
-
-    def _take_speculation(self) -> asyncio.Task[str] | None:
-        task, self._speculation = self._speculation, None
-        if task is not None:
-            self.hub.metrics.speculations.labels("used").inc()
-        return task
 
     def _new_turn(
         self,

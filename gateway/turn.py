@@ -25,6 +25,7 @@ from .audio import wav_duration
 from .clients import UpstreamError, Upstreams
 from .conversation import Conversation, same_text
 from .events import TurnEvent
+from .speculation import transcribe
 from .splitter import SentenceSplitter
 
 logger = logging.getLogger(__name__)
@@ -321,12 +322,7 @@ class Turn:
 
     async def _transcribe(self, audio: bytes) -> str:
         """The transcript: the one started at the pause if there is one (speculative ASR)."""
-        if self._transcript is not None:
-            try:
-                return await self._transcript
-            except UpstreamError as exc:  # e.g. busy: the whole utterance gets its own try
-                logger.info("speculative transcription failed (%s); transcribing again", exc)
-        return await self.upstreams.transcribe(audio, self.language)
+        return await transcribe(self.upstreams, audio, self.language, self._transcript)
 
     async def _reply(self) -> None:
         if self.conversation.one_wav:

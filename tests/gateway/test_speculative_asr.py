@@ -98,16 +98,22 @@ def test_turn_uses_the_transcription_started_at_the_pause(
     assert counted(metrics, "dropped") == len(fake.asr_bytes) - 1
 
 
-def with_gap(jsut_wav: Path, tmp_path: Path) -> tuple[bytes, int]:
-    """The JSUT clip with 130 ms of silence in the middle (more than 64, less than 200 ms);
-    also the samples up to the gap's end."""
+def gap_clip(jsut_wav: Path, tmp_path: Path) -> tuple[Path, int]:
+    """A WAV of the JSUT clip with 130 ms of silence in the middle (more than 64, less
+    than 200 ms); also its samples up to the gap's end (at 16 kHz)."""
     audio, rate = sf.read(jsut_wav, dtype="float32")
     speech = soxr.resample(audio, rate, 16000)
     gap = np.zeros(int(16000 * 0.13), np.float32)
     half = len(speech) // 2
     path = tmp_path / "jsut-with-gap.wav"
     sf.write(path, np.concatenate([speech[:half], gap, speech[half:]]), 16000)
-    return speech_pcm(path), half + len(gap)
+    return path, half + len(gap)
+
+
+def with_gap(jsut_wav: Path, tmp_path: Path) -> tuple[bytes, int]:
+    """That clip as the client's PCM, and the samples up to the gap's end."""
+    path, before_second_half = gap_clip(jsut_wav, tmp_path)
+    return speech_pcm(path), before_second_half
 
 
 def test_speech_after_the_pause_drops_the_speculation(
