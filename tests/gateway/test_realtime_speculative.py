@@ -8,7 +8,6 @@ silence) is four 32 ms frames shorter than the one at the turn's end (200 ms).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from bench.fakes import FakeBehaviour, create_fake_services
+from bench.fakes import FakeBehaviour
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from gateway.vad import FRAME_BYTES
@@ -30,12 +29,6 @@ CHUNK_MS = 100
 @pytest.fixture
 def fake() -> FakeBehaviour:
     return FakeBehaviour(asr_delay_s=0.05)
-
-
-@pytest.fixture
-def fake_url(fake: FakeBehaviour) -> Iterator[str]:
-    with serve(create_fake_services(fake)) as url:
-        yield url
 
 
 def realtime_turn(

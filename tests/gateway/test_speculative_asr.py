@@ -8,7 +8,6 @@ silence), not at the turn's end (200 ms): four 32 ms frames shorter.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 import soundfile as sf
 import soxr
 
-from bench.fakes import FakeBehaviour, create_fake_services
+from bench.fakes import FakeBehaviour
 from bench.wsclient import WSClient, speech_pcm
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
@@ -30,12 +29,6 @@ from tests.servers import serve
 @pytest.fixture
 def fake() -> FakeBehaviour:
     return FakeBehaviour(asr_delay_s=0.05)
-
-
-@pytest.fixture
-def fake_url(fake: FakeBehaviour) -> Iterator[str]:
-    with serve(create_fake_services(fake)) as url:
-        yield url
 
 
 def run_turn(

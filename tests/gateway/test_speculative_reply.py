@@ -9,31 +9,23 @@ reaches the client or the history.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.fakes import FakeBehaviour, create_fake_services
+from bench.fakes import FakeBehaviour
 from bench.wsclient import speech_pcm
 from gateway.conversation import Conversation
 from gateway.turn import Turn
 from tests.gateway import test_speculative_asr as speculative_asr
 from tests.gateway.test_speculative_asr import with_gap
-from tests.servers import serve
 
 
 @pytest.fixture
 def fake() -> FakeBehaviour:
     # the first piece comes 20 ms after the request, the WAV 150 ms after its request
     return FakeBehaviour(token_delay_s=0.02, tts_delay_s=0.15)
-
-
-@pytest.fixture
-def fake_url(fake: FakeBehaviour) -> Iterator[str]:
-    with serve(create_fake_services(fake)) as url:
-        yield url
 
 
 def run_turn(fake_url: str, pcm: bytes, speculative_reply: bool, **start: Any) -> tuple[list, str]:

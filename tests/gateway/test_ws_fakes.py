@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.fakes import FakeBehaviour, create_fake_services
+from bench.fakes import FakeBehaviour
 from bench.wsclient import WSClient, speech_pcm
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
@@ -26,12 +26,6 @@ from tests.servers import serve
 @pytest.fixture
 def fake() -> FakeBehaviour:
     return FakeBehaviour()
-
-
-@pytest.fixture
-def fake_url(fake: FakeBehaviour) -> Iterator[str]:
-    with serve(create_fake_services(fake)) as url:
-        yield url
 
 
 def gateway(fake_url: str, **overrides: object) -> GatewaySettings:
