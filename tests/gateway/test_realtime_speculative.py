@@ -16,11 +16,9 @@ import pytest
 from openai import OpenAI
 
 from bench.fakes import FakeBehaviour
-from gateway.app import create_app
-from gateway.settings import GatewaySettings
 from gateway.vad import FRAME_BYTES
 from tests.gateway.test_realtime import Session, speech_b64, types
-from tests.gateway.test_speculative_asr import counted, gap_clip
+from tests.gateway.test_speculative_asr import counted, gap_clip, gateway_app
 from tests.servers import serve
 
 CHUNK_MS = 100
@@ -44,14 +42,7 @@ def realtime_turn(
     """``clip`` spoken into a new realtime session (``paced``: at real-time pace), with
     server VAD (``turn_detection``: fields over the default); its events up to ``until``
     and the gateway's /metrics after it (``settings``: the gateway's)."""
-    config = GatewaySettings(
-        asr_urls=[fake_url],
-        llm_urls=[fake_url],
-        tts_urls=[fake_url],
-        speculative_asr_ms=speculative_asr_ms,
-        **settings,
-    )
-    with serve(create_app(config)) as url:
+    with serve(gateway_app(fake_url, speculative_asr_ms, **settings)) as url:
         ws_url = url.replace("http://", "ws://") + "/v1"
         client = OpenAI(api_key="unused", base_url=url + "/v1", websocket_base_url=ws_url)
         with client.realtime.connect(model="koe") as conn:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+from fastapi import FastAPI
 
 from bench.fakes import FakeBehaviour
 from bench.wsclient import WSClient, speech_pcm
@@ -31,6 +32,18 @@ def fake() -> FakeBehaviour:
     return FakeBehaviour(asr_delay_s=0.05)
 
 
+def gateway_app(fake_url: str, speculative_asr_ms: int, **settings: Any) -> FastAPI:
+    """A gateway on the fake services (``settings``: more of its settings)."""
+    config = GatewaySettings(
+        asr_urls=[fake_url],
+        llm_urls=[fake_url],
+        tts_urls=[fake_url],
+        speculative_asr_ms=speculative_asr_ms,
+        **settings,
+    )
+    return create_app(config)
+
+
 def run_turn(
     fake_url: str,
     pcm: bytes,
@@ -41,14 +54,7 @@ def run_turn(
 ) -> tuple[list[dict], str]:
     """One spoken turn (``start``: extra startSession fields, ``settings``: the gateway's);
     its events and the gateway's /metrics after it."""
-    config = GatewaySettings(
-        asr_urls=[fake_url],
-        llm_urls=[fake_url],
-        tts_urls=[fake_url],
-        speculative_asr_ms=speculative_asr_ms,
-        **settings,
-    )
-    with serve(create_app(config)) as url:
+    with serve(gateway_app(fake_url, speculative_asr_ms, **settings)) as url:
         c = WSClient(url.replace("http", "ws") + "/ws")
         c.start(**(start or {}))
         c.stream(pcm, realtime=realtime)
