@@ -9,7 +9,10 @@ loop. With ``turn_detection: null`` the client commits the
 buffer itself. Committed audio becomes a user item: a response started by it
 transcribes it within its turn; otherwise it is transcribed here. As on
 ``/ws``, server VAD starts the transcription at a pause in the speech
-(:class:`~gateway.speculation.SpeculativeASR`), before the turn's end is certain.
+(:class:`~gateway.speculation.SpeculativeASR`), before the turn's end is certain,
+and with ``speculative_reply`` a held turn on it, whose LLM may write during
+the rest of the wait: its response is created, and it speaks, once the speech
+has ended.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from .realtime_items import add_item
 from .realtime_link import RealtimeLink
 from .realtime_responder import Responder
 from .speculation import SpeculativeASR, transcribe
+from .turn import Turn
 from .vad import FRAME_MS, Kind, TurnDetector, VADEvent
 from .vad_batcher import VADStopped
 
@@ -190,7 +194,9 @@ class InputAudio:
                 await responder.cancel(resp, "turn_detected")
         elif ev.kind is Kind.PAUSE:
             if not self._backchannel():
-                self._asr.start(ev.audio, self.link.conversation.language)
+                self._speculate(
+                    ev.audio, respond=vad.create_response and not responder.responding()
+                )
         elif ev.kind is Kind.RESUME:
             self._asr.drop()
         elif ev.kind is Kind.SPEECH_END:
@@ -208,7 +214,20 @@ class InputAudio:
                 self._asr.drop()
                 return  # too short to interrupt the reply: a backchannel, as on /ws
             respond = vad.create_response and not responder.responding()
-            self._commit(item, ev.audio, respond=respond, transcript=self._asr.take())
+            held = self._asr.take_held(lambda turn: respond and turn.still_current())
+            transcript = self._asr.take()
+            self._commit(item, ev.audio, respond=respond, transcript=transcript, held=held)
+
+    def _speculate(self, audio: bytes, *, respond: bool) -> None:
+        """Transcribe the speech so far at this pause; if its end would start a response,
+        start that response's turn too, held (see :mod:`gateway.speculation`)."""
+        task = self._asr.start(audio, self.link.conversation.language)
+        if task is not None and respond and self.link.hub.settings.speculative_reply:
+            self._asr.hold(
+                lambda transcript: self.responder.new_turn(
+                    audio=audio, transcript=transcript, held=True
+                )
+            )
 
     def _backchannel(self) -> bool:
         """Whether the speech, if it ended now, would be too short to interrupt the reply
@@ -228,6 +247,7 @@ class InputAudio:
         *,
         respond: bool,
         transcript: asyncio.Future[str] | None = None,
+        held: Turn | None = None,
     ) -> None:
         self.link.send(
             {
@@ -239,7 +259,7 @@ class InputAudio:
         content = [{"type": "input_audio", "transcript": None}]
         add_item(self.link, item_id, "user", content)
         if respond:
-            self.responder.start(audio=pcm, user_item=item_id, transcript=transcript)
+            self.responder.start(audio=pcm, user_item=item_id, transcript=transcript, held=held)
         else:
             self._transcribe(item_id, pcm, transcript)
 

@@ -118,9 +118,11 @@ class Responder:
         audio: bytes | None = None,
         user_item: str | None = None,
         transcript: asyncio.Future[str] | None = None,
+        held: Turn | None = None,
     ) -> None:
         """A response to ``audio`` (committed as ``user_item``; ``transcript``: its
-        transcription if one was started at a pause), else to the last user text."""
+        transcription if one was started at a pause; ``held``: the turn already started on
+        that transcription, see :meth:`new_turn`), else to the last user text."""
         link = self.link
         resp = Response(link.session, link.beta, user_item=user_item, previous_item=link.last_item)
         self.current = resp
@@ -129,8 +131,11 @@ class Responder:
         while len(self._by_item) > KEPT_RESPONSES:
             self._by_item.popitem(last=False)
         link.send({"type": "response.created", "response": resp.resource("in_progress")})
-        if audio is not None:
-            self._launch(resp, audio=audio, transcript=transcript)
+        if held is not None:
+            self._launch(resp, held)
+            held.commit()
+        elif audio is not None:
+            self._launch(resp, self.new_turn(audio=audio, transcript=transcript))
         else:
             resp.starter = link.spawn(self._start_typed(resp))
 
@@ -151,19 +156,22 @@ class Responder:
             link.send_all(resp.finish("failed"))
             self.rendered(resp)
             return
-        self._launch(resp, text=history[-1]["content"])
+        self._launch(resp, self.new_turn(text=history[-1]["content"]))
 
-    def _launch(
+    def new_turn(
         self,
-        resp: Response,
         *,
         audio: bytes | None = None,
         text: str | None = None,
         transcript: asyncio.Future[str] | None = None,
-    ) -> None:
+        held: bool = False,
+    ) -> Turn:
+        """A turn of this connection's conversation, not started. A ``held`` one is started
+        by the caller before its response exists: its LLM writes, its synthesis and events
+        wait for :meth:`start` to launch and commit it."""
         hub, conv = self.link.hub, self.link.conversation
         s, limit = hub.settings, self.link.session.max_output_tokens
-        turn = Turn(
+        return Turn(
             conv,
             hub.upstreams,
             audio=audio,
@@ -174,12 +182,16 @@ class Responder:
             first_clause_chars=s.first_clause_chars,
             fast_tts_s=s.fast_tts_ms / 1000,
             grace_s=s.adopt_grace_s,
-            on_done=lambda t: self._turn_done(resp, t),
+            held=held,
         )
+
+    def _launch(self, resp: Response, turn: Turn) -> None:
+        turn.on_done = lambda t: self._turn_done(resp, t)
         resp.turn = turn
-        conv.turn = turn
+        self.link.conversation.turn = turn
         turn.attach(_ResponsePort(self, resp))
-        turn.start()
+        if not turn.held:
+            turn.start()  # a held one is running already
 
     def rendered(self, resp: Response) -> None:
         """After each batch of ``resp``'s events went out."""

@@ -43,11 +43,9 @@ class Connection:
         self.conversation: Conversation | None = None
         self.detector = TurnDetector(hub.vad, hub.turn_params)
         self._vad_failing = False
-        # The transcription started at a pause in the user's speech (see _on_audio).
+        # The transcription started at a pause in the user's speech (see _on_audio), and
+        # the turn held on it (speculative_reply).
         self._asr = SpeculativeASR(hub)
-        # The turn started on that transcription (speculative_reply): its LLM writes during
-        # the end-of-turn wait; it speaks once the turn's end is certain (see Turn.commit).
-        self._held: Turn | None = None
         self.client = ws.client.host if ws.client else "?"
 
     @property
@@ -95,7 +93,6 @@ class Connection:
         finally:
             self._out.closed = True
             self.hub.vad_batcher.discard(self.detector)
-            self._drop_speculation()
             self._asr.close()
             conv = self.conversation
             if conv is not None and conv.turn is not None:
@@ -205,7 +202,7 @@ class Connection:
                 logger.exception("VAD failed; this connection's audio starts over")
                 self._error("voice activity detection failed", stage="vad")
             self._vad_failing = True
-            self._drop_speculation()  # the new detector starts a new utterance
+            self._asr.drop()  # the new detector starts a new utterance
             self.hub.vad_batcher.discard(self.detector)
             self.detector = TurnDetector(self.hub.vad, self.hub.turn_params)
             return
@@ -224,42 +221,31 @@ class Connection:
                 if starts_turn:
                     self._speculate(ev.audio, conv.language)
             elif ev.kind is Kind.RESUME:
-                self._drop_speculation()
+                self._asr.drop()
             elif ev.kind is Kind.SPEECH_END:
                 self.send(events.user_speech_end())
                 if not starts_turn:
                     # Too short to interrupt ("うん" while the assistant talks): a backchannel.
-                    self._drop_speculation()
+                    self._asr.drop()
                     continue
-                held, self._held = self._held, None
-                if held is not None and held.conversation is conv and held.still_current():
-                    self._asr.take()
+                held = self._asr.take_held(
+                    lambda turn: turn.conversation is conv and turn.still_current()
+                )
+                transcript = self._asr.take()
+                if held is not None:
                     await self._commit(held)
                 else:
-                    if held is not None:
-                        held.discard()
-                    await self._start_turn(audio=ev.audio, transcript=self._asr.take())
+                    await self._start_turn(audio=ev.audio, transcript=transcript)
 
     # -- speculative ASR ------------------------------------------------------------
     def _speculate(self, audio: bytes, language: str) -> None:
         """Transcribe the turn so far now; the turn's end (and the ASR's answer) may
         follow within the end-of-turn wait, which then no longer adds to the latency."""
-        self._drop_speculation()
         task = self._asr.start(audio, language)
         if task is not None and self.hub.settings.speculative_reply:
-            # The held turn sees the transcription through a shield: dropping the turn
-            # must not cancel the request (see SpeculativeASR.drop).
-            self._held = self._new_turn(audio=audio, transcript=asyncio.shield(task), held=True)
-            self._held.start()
-
-    def _drop_speculation(self) -> None:
-        """Speech went on: drop the transcription started at the pause, and its held turn."""
-        self._asr.drop()
-        if self._held is not None:
-            held, self._held = self._held, None
-            held.discard()
-            if held.asked is not None:
-                self.hub.metrics.early_replies.labels("dropped").inc()
+            self._asr.hold(
+                lambda transcript: self._new_turn(audio=audio, transcript=transcript, held=True)
+            )
 
     def _new_turn(
         self,
@@ -304,8 +290,6 @@ class Connection:
         """The speech ended as it paused: the held turn is the turn."""
         turn.on_done = self.hub.turn_done
         await self._launch(turn)
-        if turn.asked is not None:
-            self.hub.metrics.early_replies.labels("used").inc()
         turn.commit()
 
     async def _start_turn(

@@ -7,6 +7,7 @@ silence) is four 32 ms frames shorter than the one at the turn's end (200 ms).
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -133,3 +134,77 @@ def test_speech_cut_at_the_length_limit_after_a_pause_is_transcribed_whole(
     # the first was transcribed anew at the cut, past the gap: 2 s of audio, not the half
     assert fake.asr_calls == 3
     assert fake.asr_bytes[1] > before_second_half * 2
+
+
+def latency(metrics: str, milestone: str) -> float:
+    """The sum of the turns' seconds to ``milestone`` (from the end of the speech)."""
+    m = re.search(rf'koe_turn_latency_seconds_sum{{milestone="{milestone}"}} (\S+)', metrics)
+    assert m, milestone
+    return float(m.group(1))
+
+
+def reply_turn(fake_url: str, clip: Path, speculative_reply: bool) -> tuple[list[dict], str]:
+    """A spoken turn at the client's pace; its events and the gateway's /metrics after it."""
+    with serve(gateway_app(fake_url, 64, speculative_reply=speculative_reply)) as url:
+        ws_url = url.replace("http://", "ws://") + "/v1"
+        client = OpenAI(api_key="unused", base_url=url + "/v1", websocket_base_url=ws_url)
+        with client.realtime.connect(model="koe") as conn:
+            rt = Session(conn)
+            rt.until("session.created")
+            for chunk in speech_b64(clip, chunk_ms=CHUNK_MS):
+                rt.send({"type": "input_audio_buffer.append", "audio": chunk})
+                time.sleep(CHUNK_MS / 1000)
+            got = rt.until("response.done")
+        metrics = httpx.get(url + "/metrics").text
+    return got, metrics
+
+
+def test_a_held_reply_is_written_during_the_wait_and_spoken_after_it(
+    fake_url: str, fake: FakeBehaviour, jsut_wav: Path
+) -> None:
+    # the first piece comes 20 ms after the request, the WAV 150 ms after its request
+    fake.asr_delay_s, fake.token_delay_s, fake.tts_delay_s = 0.0, 0.02, 0.15
+    reply = "".join(fake.reply_pieces)
+    before, metrics = reply_turn(fake_url, jsut_wav, speculative_reply=False)
+    assert counted(metrics, "used", "koe_speculative_reply") == 0
+    assert latency(metrics, "first_token") >= 0.02  # asked at the end, answered 20 ms later
+    fake.chat_bodies.clear()
+    fake.tts_texts.clear()
+
+    got, metrics = reply_turn(fake_url, jsut_wav, speculative_reply=True)
+    # the same events in the same order: the response is created after the commit
+    assert types(got) == types(before)
+    assert types(got)[:3] == [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+    ]
+    assert transcripts(got) == [fake.transcript]
+    assert got[-1]["response"]["status"] == "completed"
+    assert "".join(fake.tts_texts) == reply  # all of it spoken, each piece once
+    assert counted(metrics, "used", "koe_speculative_reply") == 1
+    # the LLM was asked once, on the transcript, and had answered before the turn's end ...
+    assert len(fake.chat_bodies) == 1
+    assert fake.chat_bodies[0]["messages"][-1]["content"] == fake.transcript
+    assert latency(metrics, "first_token") == 0
+    # ... but nothing was synthesized before it: the first audio took the TTS's 150 ms after it
+    assert latency(metrics, "first_audio") >= 0.15
+
+
+def test_speech_after_the_pause_stops_the_held_reply(
+    fake_url: str, fake: FakeBehaviour, jsut_wav: Path, tmp_path: Path
+) -> None:
+    # a reply still streaming when the speech resumes (one piece every 30 ms)
+    fake.asr_delay_s, fake.token_delay_s = 0.0, 0.03
+    fake.reply_pieces = [f"{i}番目です。" for i in range(12)]
+    clip, _ = gap_clip(jsut_wav, tmp_path)
+    got, metrics = reply_turn(fake_url, clip, speculative_reply=True)
+    assert transcripts(got) == [fake.transcript]
+    assert types(got).count("response.created") == 1
+    assert got[-1]["response"]["status"] == "completed"
+    dropped = counted(metrics, "dropped", "koe_speculative_reply")
+    assert dropped >= 1 and counted(metrics, "used", "koe_speculative_reply") == 1
+    # every dropped reply's stream was closed before its end: generation stopped upstream
+    assert fake.stream_closed_early == dropped
+    # nothing of the dropped replies was synthesized: the response's reply was, once
+    assert "".join(fake.tts_texts) == "".join(fake.reply_pieces)
