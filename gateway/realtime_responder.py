@@ -169,19 +169,15 @@ class Responder:
         """A turn of this connection's conversation, not started. A ``held`` one is started
         by the caller before its response exists: its LLM writes, its synthesis and events
         wait for :meth:`start` to launch and commit it."""
-        hub, conv = self.link.hub, self.link.conversation
-        s, limit = hub.settings, self.link.session.max_output_tokens
-        return Turn(
-            conv,
+        hub, limit = self.link.hub, self.link.session.max_output_tokens
+        return Turn.configured(
+            self.link.conversation,
             hub.upstreams,
+            hub.settings,
             audio=audio,
             text=text,
             transcript=transcript,
-            language=conv.language,
-            max_tokens=s.max_tokens if limit == "inf" else min(limit, s.max_tokens),
-            first_clause_chars=s.first_clause_chars,
-            fast_tts_s=s.fast_tts_ms / 1000,
-            grace_s=s.adopt_grace_s,
+            max_tokens=None if limit == "inf" else limit,
             held=held,
         )
 

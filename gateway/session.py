@@ -255,20 +255,13 @@ class Connection:
         transcript: asyncio.Future[str] | None = None,
         held: bool = False,
     ) -> Turn:
-        conv = self._ensure_conversation()
-        s = self.hub.settings
-        return Turn(
-            conv,
+        return Turn.configured(
+            self._ensure_conversation(),
             self.hub.upstreams,
+            self.hub.settings,
             audio=audio,
             text=text,
             transcript=transcript,
-            language=conv.language,
-            max_tokens=s.max_tokens,
-            first_clause_chars=s.first_clause_chars,
-            fast_tts_s=s.fast_tts_ms / 1000,
-            grace_s=s.adopt_grace_s,
-            reconnect_wait_s=s.reconnect_wait_s,
             # a held turn is nobody's yet: the hub hears of it when it is committed
             on_done=None if held else self.hub.turn_done,
             held=held,

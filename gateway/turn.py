@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from services.common.language import detect_language
 
@@ -27,6 +27,9 @@ from .conversation import Conversation, same_text
 from .events import TurnEvent
 from .speculation import transcribe
 from .splitter import SentenceSplitter
+
+if TYPE_CHECKING:
+    from .settings import GatewaySettings
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +156,39 @@ class Turn:
         if not held:
             self._go.set()
         self.asked: list[dict[str, str]] | None = None  # the messages the LLM was sent
+
+    @classmethod
+    def configured(
+        cls,
+        conversation: Conversation,
+        upstreams: Upstreams,
+        settings: GatewaySettings,
+        *,
+        audio: bytes | None = None,
+        text: str | None = None,
+        transcript: asyncio.Future[str] | None = None,
+        max_tokens: int | None = None,
+        on_done: Callable[[Turn], Awaitable[None] | None] | None = None,
+        held: bool = False,
+    ) -> Turn:
+        """A turn of ``conversation`` as the gateway's settings say (``max_tokens``: a
+        lower limit than theirs)."""
+        s = settings
+        return cls(
+            conversation,
+            upstreams,
+            audio=audio,
+            text=text,
+            transcript=transcript,
+            language=conversation.language,
+            max_tokens=s.max_tokens if max_tokens is None else min(max_tokens, s.max_tokens),
+            first_clause_chars=s.first_clause_chars,
+            fast_tts_s=s.fast_tts_ms / 1000,
+            grace_s=s.adopt_grace_s,
+            reconnect_wait_s=s.reconnect_wait_s,
+            on_done=on_done,
+            held=held,
+        )
 
     # -- attachment -------------------------------------------------------
     def attach(self, conn: Listener) -> None:
