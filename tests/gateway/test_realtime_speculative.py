@@ -1,8 +1,11 @@
-"""``/v1/realtime``'s server VAD transcribes at a pause in the speech, as ``/ws`` does.
+"""``/v1/realtime``'s server VAD transcribes at a pause in the speech, and starts the
+reply held on that transcription, as ``/ws`` does.
 
 As in test_speculative_asr: the VAD is deterministic, so the audio the ASR got
 tells which transcription a turn used: the one started at the pause (64 ms of
 silence) is four 32 ms frames shorter than the one at the turn's end (200 ms).
+As in test_speculative_reply: the gateway's own clock (its /metrics) tells that
+the held reply's LLM had answered before the speech's end, and its audio came after.
 """
 
 from __future__ import annotations
