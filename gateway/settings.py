@@ -89,8 +89,13 @@ class GatewaySettings(BaseSettings):
     speculative_reply: bool = True
     """When that transcript is back before the turn's end, start the reply too: the LLM
     writes during the rest of the wait, and its stream is closed (generation stops) if
-    speech resumes. Speech synthesis and every event still wait for the turn's end. Turn it
-    off for an LLM billed per request, where a dropped start costs money."""
+    speech resumes. Every event still waits for the turn's end. Turn it off for an LLM
+    billed per request, where a dropped start costs money."""
+    speculative_tts_ms: int = Field(150, ge=0, le=10000)
+    """Such an early reply is also synthesized during the wait if its voice has been
+    synthesizing a piece in less than this (timed as for fast_tts_ms). A TTS request cannot
+    be called back once sent, so a slow voice waits for the turn's end rather than spend
+    seconds on a reply that may be dropped (0: always wait)."""
 
     adopt_grace_s: float = Field(10.0, gt=0, le=600)
     """How long a turn whose socket closed waits for a new connection to adopt it."""

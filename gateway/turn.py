@@ -110,6 +110,7 @@ class Turn:
         max_tokens: int = 160,
         first_clause_chars: int = 0,
         fast_tts_s: float = 0.0,
+        speculative_tts_s: float = 0.0,
         grace_s: float = 10.0,
         reconnect_wait_s: float = 0.5,
         on_done: Callable[[Turn], Awaitable[None] | None] | None = None,
@@ -125,6 +126,7 @@ class Turn:
         self.max_tokens = max_tokens
         self.first_clause_chars = first_clause_chars
         self.fast_tts_s = fast_tts_s
+        self.speculative_tts_s = speculative_tts_s
         self.grace_s = grace_s
         self.reconnect_wait_s = reconnect_wait_s
         self.on_done = on_done
@@ -184,6 +186,7 @@ class Turn:
             max_tokens=s.max_tokens if max_tokens is None else min(max_tokens, s.max_tokens),
             first_clause_chars=s.first_clause_chars,
             fast_tts_s=s.fast_tts_ms / 1000,
+            speculative_tts_s=s.speculative_tts_ms / 1000,
             grace_s=s.adopt_grace_s,
             reconnect_wait_s=s.reconnect_wait_s,
             on_done=on_done,
@@ -261,8 +264,9 @@ class Turn:
 
     def commit(self) -> None:
         """The user's turn has ended: a held turn (started during the end-of-turn wait, see
-        :meth:`gateway.session.Connection._speculate`) goes ahead: its synthesis and its
-        events, which were waiting. Its metrics count from now."""
+        :meth:`gateway.session.Connection._speculate`) goes ahead: its events, and its
+        synthesis unless its voice is fast enough to have begun (see _may_synthesize),
+        which were waiting. Its metrics count from now."""
         if self.held:
             self.metrics.restart()
             self._go.set()
@@ -318,9 +322,22 @@ class Turn:
         first_clause_chars."""
         if not self.first_clause_chars:
             return 0
-        language = detect_language(self.reply, self.language)
+        return (
+            1 if self._voice_faster_than(self.fast_tts_s, self.reply) else self.first_clause_chars
+        )
+
+    def _voice_faster_than(self, limit_s: float, text: str) -> bool:
+        """Whether the voice reading ``text`` has been synthesizing a piece in under ``limit_s``."""
+        language = detect_language(text, self.language)
         seconds = self.upstreams.synthesis_pace.seconds(self.conversation.voice, language)
-        return 1 if seconds is not None and seconds < self.fast_tts_s else self.first_clause_chars
+        return seconds is not None and seconds < limit_s
+
+    async def _may_synthesize(self, text: str) -> None:
+        """Wait, in a held turn, until it is committed, unless its voice is fast: a TTS
+        request cannot be called back once sent (the service finishes it), so only a voice
+        that wastes little on a dropped reply (speculative_tts_s) synthesizes before."""
+        if self.held and not self._voice_faster_than(self.speculative_tts_s, text):
+            await self._go.wait()
 
     def _hungry(self, sentences: asyncio.Queue[str | None]) -> bool:
         """Whether the client will soon have nothing to play: no piece waits for or is in
@@ -385,7 +402,7 @@ class Turn:
         self.reply = self.reply.strip()
         self._put(Outgoing(TurnEvent("message", self.reply), marks=("assistant",)))
         if self.reply:
-            await self._go.wait()
+            await self._may_synthesize(self.reply)
             wav = await self.upstreams.synthesize(self.reply, self.conversation.voice)
             self._put(Outgoing(TurnEvent("audio", self.reply, wav), wav_duration(wav)))
 
@@ -414,9 +431,7 @@ class Turn:
 
     async def _synthesize_each(self, sentences: asyncio.Queue[str | None]) -> None:
         while (sentence := await sentences.get()) is not None:
-            # A TTS request cannot be called back once sent (the service finishes it), so a
-            # held turn writes its reply but waits for its commit to speak it.
-            await self._go.wait()
+            await self._may_synthesize(sentence)
             self._synthesizing = True
             try:
                 wav = await self.upstreams.synthesize(sentence, self.conversation.voice)

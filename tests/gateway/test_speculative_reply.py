@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from bench.fakes import FakeBehaviour
-from bench.wsclient import speech_pcm
+from bench.wsclient import WSClient, speech_pcm
 from gateway.conversation import Conversation
 from gateway.turn import Turn
 from tests.gateway import test_speculative_asr as speculative_asr
-from tests.gateway.test_speculative_asr import with_gap
+from tests.gateway.test_speculative_asr import gateway_app, with_gap
+from tests.servers import serve
 
 
 @pytest.fixture
@@ -110,3 +111,50 @@ def test_a_held_reply_is_dropped_when_the_conversation_moved_on() -> None:
     assert turn.still_current()
     conv.record("こんにちは", "こんにちは！")  # e.g. the turn before was recorded meanwhile
     assert not turn.still_current()
+
+
+def second_turn(fake_url: str, pcm: bytes, speculative_tts_ms: int) -> list[dict[str, Any]]:
+    """Two spoken turns on one connection (the first times the voice); the second's
+    events."""
+    settings = {"speculative_tts_ms": speculative_tts_ms, "reconnect_wait_s": 0}
+    with serve(gateway_app(fake_url, 64, **settings)) as url:
+        c = WSClient(url.replace("http", "ws") + "/ws")
+        c.start()
+        for _ in range(2):
+            c.stream(pcm, realtime=True)
+            got = c.until("turnMetrics")
+        c.close()
+    return got
+
+
+def test_a_fast_voice_is_synthesized_during_the_wait_too(
+    fake_url: str, fake: FakeBehaviour, jsut_wav: Path
+) -> None:
+    """A voice that synthesizes a piece in 60 ms: the held reply's first WAV is made during
+    the rest of the wait, so it goes out at once when the turn ends; with speculative TTS
+    off, it takes the TTS's 60 ms after the end."""
+    fake.tts_delay_s = 0.06
+    pcm = speech_pcm(jsut_wav)
+    waited = second_turn(fake_url, pcm, speculative_tts_ms=0)[-1]
+    assert waited["firstTokenMs"] == 0 and waited["firstAudioMs"] >= 60
+    for limit in (1000, 150):  # 150, the default, counts a 60 ms voice as fast
+        early = second_turn(fake_url, pcm, speculative_tts_ms=limit)[-1]
+        assert early["firstTokenMs"] == 0 and early["firstAudioMs"] < 60
+
+
+def test_a_dropped_reply_synthesized_early_is_never_sent(
+    fake_url: str, fake: FakeBehaviour, jsut_wav: Path, tmp_path: Path
+) -> None:
+    fake.tts_delay_s = 0.0
+    fake.reply_pieces = [f"{i}番目です。" for i in range(12)]
+    fake.token_delay_s = 0.01
+    whole = second_turn(fake_url, speech_pcm(jsut_wav), speculative_tts_ms=1000)
+    wavs = [e["event"] for e in whole].count("assistantSpeechGenerated")
+    fake.tts_texts.clear()
+    pcm, _ = with_gap(jsut_wav, tmp_path)
+    got = second_turn(fake_url, pcm, speculative_tts_ms=1000)
+    assert replies(got) == ["".join(fake.reply_pieces)]
+    # pieces of the reply dropped at the gap were synthesized (the first turn's too) ...
+    assert len(fake.tts_texts) > 2 * wavs
+    # ... but only the committed reply's WAVs reached the client
+    assert [e["event"] for e in got].count("assistantSpeechGenerated") == wavs
