@@ -127,8 +127,9 @@ def markdown(res: dict[str, Any]) -> str:
             "detection (or the typed message) to the first WAV written: the calls to the "
             "fakes over loopback HTTP still to make, splitting, the WAV as JSON, and waiting "
             "for the event loop. A spoken turn's transcript is asked for at a 64 ms pause, "
-            "and with instant fakes its reply is written during the rest of the wait "
-            "(speculative reply): only the TTS call is left after the detection. A typed "
+            "and with instant fakes its reply is written, and (the fake voice being fast) "
+            "synthesized, during the rest of the wait (speculative reply and TTS): only "
+            "sending it is left after the detection. A typed "
             "turn makes both the LLM and the TTS call after its message. "
             "Client view: userSpeechEnd received (or userMessage sent) to that WAV "
             "received. Typed turns come at the same rate as the speech turns but send no "
@@ -149,7 +150,7 @@ def markdown(res: dict[str, Any]) -> str:
             f"{_s(idle.get('gateway_client_ms'))}, over a bare socket "
             f"{_s(busy['bare_socket_ms'])} / {_s(idle['bare_socket_ms'])}. "
             "A typed turn makes two such calls after its message (LLM, TTS), a spoken one "
-            "whose reply was written during the end-of-turn wait one (TTS).",
+            "whose reply was written and synthesized during the end-of-turn wait none.",
         ]
     if vad := res.get("vad"):
         out += ["", "### VAD on one core (onnxruntime, 1 thread; CPU time)", ""]
