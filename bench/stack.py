@@ -15,10 +15,24 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 
 
+_GIVEN: set[int] = set()  # ports free_port() has handed out in this process
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nothing listens on, never the same one twice in a process.
+
+    The port is free when asked but only taken when its server binds it, seconds later
+    for a service loading its model; the system may hand the same port out again
+    meanwhile. Two services of one stack were once given the same port: the second
+    could not bind, and its health check was answered by the first.
+    """
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 class ServiceProcess:
