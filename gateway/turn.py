@@ -264,7 +264,7 @@ class Turn:
 
     def commit(self) -> None:
         """The user's turn has ended: a held turn (started during the end-of-turn wait, see
-        :meth:`gateway.session.Connection._speculate`) goes ahead: its events, and its
+        :mod:`gateway.speculation`) goes ahead: its events, and its
         synthesis unless its voice is fast enough to have begun (see _may_synthesize),
         which were waiting. Its metrics count from now."""
         if self.held:
@@ -280,7 +280,7 @@ class Turn:
         """Drop a held turn: the user spoke on. Closing its LLM stream stops generation
         upstream; nothing was sent, recorded or synthesized."""
         if self._transcript is not None:
-            self._transcript.cancel()  # the turn's view of it (see Connection._speculate)
+            self._transcript.cancel()  # the turn's view of it (see SpeculativeASR.hold)
         for task in self._tasks:
             task.cancel()
 
