@@ -278,7 +278,7 @@ class Turn:
 
     def discard(self) -> None:
         """Drop a held turn: the user spoke on. Closing its LLM stream stops generation
-        upstream; nothing was sent, recorded or synthesized."""
+        upstream; nothing was sent or recorded (only a fast voice synthesized anything)."""
         if self._transcript is not None:
             self._transcript.cancel()  # the turn's view of it (see SpeculativeASR.hold)
         for task in self._tasks:
