@@ -15,6 +15,7 @@ from collections import OrderedDict
 from . import realtime_events as rt
 from .conversation import same_text
 from .events import TurnEvent
+from .realtime_audio import VAD_RATE
 from .realtime_link import RealtimeLink
 from .realtime_response import Response
 from .turn import Turn
@@ -125,6 +126,8 @@ class Responder:
         that transcription, see :meth:`new_turn`), else to the last user text."""
         link = self.link
         resp = Response(link.session, link.beta, user_item=user_item, previous_item=link.last_item)
+        # The committed audio: a held turn's own is the speech up to the pause only.
+        resp.input_s = len(audio or b"") / (2 * VAD_RATE)
         self.current = resp
         link.last_item = resp.item_id
         self._by_item[resp.item_id] = resp

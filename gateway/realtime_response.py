@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .events import TurnEvent
-from .realtime_audio import VAD_RATE, chunks, wav_to_pcm
+from .realtime_audio import chunks, wav_to_pcm
 from .realtime_events import Session, new_id
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ class Response:
     session: Session
     beta: bool
     user_item: str | None = None  # the user item whose audio this turn transcribes
+    input_s: float = 0.0  # that item's committed audio, in seconds (its usage)
     previous_item: str | None = None  # where the assistant item goes in the conversation
     id: str = field(default_factory=lambda: new_id("resp"))
     item_id: str = field(default_factory=lambda: new_id("item"))
@@ -71,13 +72,12 @@ class Response:
 
     def user_transcript(self, text: str) -> dict[str, Any]:
         self.transcribed = True
-        seconds = len(self.turn.audio or b"") / (2 * VAD_RATE) if self.turn else 0.0
         return {
             "type": "conversation.item.input_audio_transcription.completed",
             "item_id": self.user_item,
             "content_index": 0,
             "transcript": text,
-            "usage": {"type": "duration", "seconds": round(seconds, 3)},
+            "usage": {"type": "duration", "seconds": round(self.input_s, 3)},
         }
 
     def _part(self, name: str, **fields: Any) -> dict[str, Any]:

@@ -146,6 +146,12 @@ def latency(metrics: str, milestone: str) -> float:
     return float(m.group(1))
 
 
+def usage_seconds(events: list[dict]) -> list[float]:
+    """The seconds of input audio each user transcript says it used."""
+    done = "conversation.item.input_audio_transcription.completed"
+    return [e["usage"]["seconds"] for e in events if e["type"] == done]
+
+
 def reply_turn(fake_url: str, clip: Path, speculative_reply: bool) -> tuple[list[dict], str]:
     """A spoken turn at the client's pace; its events and the gateway's /metrics after it."""
     with serve(gateway_app(fake_url, 64, speculative_reply=speculative_reply)) as url:
@@ -183,6 +189,9 @@ def test_a_held_reply_is_written_during_the_wait_and_spoken_after_it(
         "input_audio_buffer.committed",
     ]
     assert transcripts(got) == [fake.transcript]
+    # its usage counts the committed audio, as without the held reply, not the speech up to
+    # the pause that the held turn was started on
+    assert usage_seconds(got) == usage_seconds(before)
     assert got[-1]["response"]["status"] == "completed"
     assert "".join(fake.tts_texts) == reply  # all of it spoken, each piece once
     assert counted(metrics, "used", "koe_speculative_reply") == 1
