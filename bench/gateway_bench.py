@@ -13,8 +13,10 @@ frames through the gateway, behaving like LocalChatVRM (see
   transcript, the first LLM token and the first WAV sent.
 
 In one run: the streaming cascade against the sequential one (startSession
-``oneWavPerTurn``: whole reply, one TTS call, one WAV), turns interleaved so
-machine noise hits both alike; 1, 2, 4 and 8 sessions talking at once; the
+``oneWavPerTurn``: whole reply, one TTS call, one WAV) and the same clips
+through ``/v1/realtime`` as an OpenAI Realtime client sends them (see
+:mod:`bench.realtime_talker`), turns interleaved so machine noise hits all
+alike; 1, 2, 4 and 8 sessions talking at once; the
 gateway alone over instant fakes at 50 sessions; and the VAD's capacity on
 one core. Writes ``bench/results/gateway.{json,md,png}`` and prints the table.
 
@@ -39,6 +41,8 @@ from typing import Any
 
 from . import gateway_alone, report, vad_capacity
 from .common import RESULTS, machine
+from .realtime_talker import MODE as REALTIME
+from .realtime_talker import talk_realtime
 from .speech import Utterance, bench_utterances
 from .stack import ServiceProcess
 from .stats import pct, summarise
@@ -55,6 +59,7 @@ class Plan:
     vad_audio_s: float = 2.0
     pace: float = 1.0  # 1.0 is real time; only the harness's own test goes faster
     timeout_s: float = 180.0  # per turn: 8 sessions queue on two cores
+    realtime: bool = True  # the same clips through /v1/realtime, interleaved with the modes
 
     @classmethod
     def quick(cls) -> Plan:
@@ -92,18 +97,28 @@ def _tag(turns: list[TurnResult], config: str) -> list[dict[str, Any]]:
     return [{"config": config, **t.as_dict()} for t in turns]
 
 
+async def turn(url: str, utt: Utterance, mode: str, plan: Plan) -> TurnResult:
+    """One spoken turn in a fresh conversation, through ``/ws`` or ``/v1/realtime``."""
+    if mode == REALTIME:
+        return await talk_realtime(url, utt, plan.timeout_s, pace=plan.pace)
+    one_wav = mode == "sequential"
+    return await talk(url, utt, timeout_s=plan.timeout_s, one_wav=one_wav, pace=plan.pace)
+
+
 async def modes(url: str, utts: list[Utterance], plan: Plan) -> dict[str, list[TurnResult]]:
-    """Streaming and sequential turns, alternating, one conversation at a time."""
-    out: dict[str, list[TurnResult]] = {"streaming": [], "sequential": []}
-    for one_wav in (False, True):  # warm-up: first calls load lazily and fill caches
-        await talk(url, utts[0], timeout_s=plan.timeout_s, one_wav=one_wav, pace=plan.pace)
+    """Streaming and sequential turns through ``/ws`` (and Realtime ones), one conversation
+    at a time, interleaved clip by clip in a rotating order."""
+    names = ["streaming", "sequential"] + ([REALTIME] if plan.realtime else [])
+    out: dict[str, list[TurnResult]] = {m: [] for m in names}
+    for mode in names:  # warm-up: first calls load lazily and fill caches
+        await turn(url, utts[0], mode, plan)
     for r in range(plan.rounds):
         for i, utt in enumerate(utts):
-            order = (False, True) if (r + i) % 2 == 0 else (True, False)
-            for one_wav in order:
-                t = await talk(url, utt, timeout_s=plan.timeout_s, one_wav=one_wav, pace=plan.pace)
-                out[t.mode].append(t)
-                print(f"  {t.mode:10} {t.clip:45} v2v {t.v2v_s or 0:.2f} s {t.failure or ''}")
+            k = (r + i) % len(names)
+            for mode in names[k:] + names[:k]:
+                t = await turn(url, utt, mode, plan)
+                out[mode].append(t)
+                print(f"  {mode:10} {t.clip:45} v2v {t.v2v_s or 0:.2f} s {t.failure or ''}")
     return out
 
 
@@ -141,7 +156,7 @@ def by_clip(by_mode: dict[str, list[TurnResult]]) -> list[dict[str, Any]]:
         mine = {m: [t for t in ts if t.clip == clip and t.ok] for m, ts in by_mode.items()}
         s = pct((t.v2v_s for t in mine.get("streaming", [])), 50)
         q = pct((t.v2v_s for t in mine.get("sequential", [])), 50)
-        replies = [t.reply for ts in mine.values() for t in ts]
+        replies = [t.reply for m, ts in mine.items() if m != REALTIME for t in ts]
         rows.append(
             {
                 "clip": clip,
@@ -151,6 +166,7 @@ def by_clip(by_mode: dict[str, list[TurnResult]]) -> list[dict[str, Any]]:
                 "streaming_s": s,
                 "sequential_s": q,
                 "ratio": round(s / q, 3) if s and q else None,
+                "realtime_s": pct((t.v2v_s for t in mine.get(REALTIME, [])), 50),
             }
         )
     return sorted(rows, key=lambda r: r["reply_chars"] or 0)
@@ -224,7 +240,8 @@ def run(
         res["modes"] = [summarise(m, ts, sessions=1) for m, ts in by_mode.items()]
         for m, ts in by_mode.items():
             turns += _tag(ts, m)
-        s, q = (r["v2v_median_s"] for r in res["modes"])
+        v2v = {r["config"]: r["v2v_median_s"] for r in res["modes"]}
+        s, q = v2v["streaming"], v2v["sequential"]
         res["ratio"] = round(s / q, 3) if s and q else None
         res["by_language"] = by_language(by_mode, utts)
         res["ratio_by_language"] = {
@@ -261,9 +278,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--quick", action="store_true", help="a short smoke run (a few minutes)")
     parser.add_argument("--rounds", type=int, help="passes over the 6 clips per mode")
+    parser.add_argument("--no-realtime", action="store_true", help="skip the /v1/realtime turns")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args, _ = parser.parse_known_args(argv)  # flags meant for the other suites are not ours
     plan = Plan.quick() if args.quick else Plan()
     if args.rounds:
         plan.rounds = args.rounds
+    plan.realtime = not args.no_realtime
     return run(plan, bench_utterances(), args.url, out_dir=args.out, quick=args.quick)

@@ -61,7 +61,7 @@ def markdown(res: dict[str, Any]) -> str:
     out.append(f"{res['date']}; {'quick run; ' if res['quick'] else ''}stack: {res['stack']}.")
     cascade = _cascade(res)
     if res.get("modes"):
-        out += ["", "### Through /ws, real services (seconds, median / p95)", ""]
+        out += ["", "### Through /ws and /v1/realtime, real services (seconds, median / p95)", ""]
         head = ["config", "turns", "failed", "voice to voice", "end-of-turn detected"]
         head += ["transcript", "first LLM token", "first WAV sent", "longest pause"]
         rows = [
@@ -79,7 +79,12 @@ def markdown(res: dict[str, Any]) -> str:
             "end-of-speech detection. Longest pause: the longest silence between two WAVs of "
             "the reply at the client, which plays each as soon as it has arrived and the one "
             "before has ended (0 for a reply in one WAV): the cost of starting the voice "
-            "before the reply is written.",
+            "before the reply is written. Realtime rows: the same clips through /v1/realtime "
+            "(24 kHz PCM16 in 40 ms input_audio_buffer.append events, server VAD), from the "
+            "last speech sample sent to the first response.output_audio.delta received; the "
+            "Realtime API has no turnMetrics, so their middle columns are the client's clock "
+            "from input_audio_buffer.speech_stopped received, and the first LLM token is not "
+            "seen (its transcript deltas go out with the audio).",
             "",
             f"**Streaming / sequential median voice to voice: {_s(res.get('ratio'))}** "
             "(target <= 0.5); "
@@ -89,11 +94,11 @@ def markdown(res: dict[str, Any]) -> str:
         if res.get("by_clip"):
             out += ["", "By clip, shortest replies first (medians):", ""]
             head = ["clip", "reply chars", "streaming WAVs", "longest pause", "streaming"]
-            head += ["sequential", "ratio"]
+            head += ["sequential", "ratio", "realtime"]
             rows = [
                 [r["clip"], _s(r["reply_chars"], 0), _s(r["pieces"], 0)]
                 + [_s(r.get(k)) for k in ("longest_pause_s", "streaming_s", "sequential_s")]
-                + [_s(r["ratio"])]
+                + [_s(r["ratio"]), _s(r.get("realtime_s"))]
                 for r in res["by_clip"]
             ]
             out += _table(head, rows)

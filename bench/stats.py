@@ -24,24 +24,28 @@ def failures(turns: list[TurnResult]) -> dict[str, int]:
     return dict(Counter(t.failure for t in turns if t.failure))
 
 
-def stages(t: TurnResult) -> dict[str, float] | None:
+def stages(t: TurnResult) -> dict[str, float | None] | None:
     """One successful turn split into consecutive stages (seconds; they add up to v2v).
 
     The gateway's clock starts at its end-of-speech detection; the client sees
     that moment as ``userSpeechEnd`` arriving, a loopback hop later.
+    A turn without the first token's time (a Realtime one: its client does not see it)
+    has no ``llm_first_token``, and its ``first_sentence_tts_send`` starts at the
+    transcript.
     """
     v2v, detect = t.v2v_s, t.detect_s
     asr_ms, token_ms, audio_ms = t.transcript_ms, t.first_token_ms, t.first_audio_ms
-    if v2v is None or detect is None or asr_ms is None or token_ms is None or audio_ms is None:
+    if v2v is None or detect is None or asr_ms is None or audio_ms is None:
         return None
-    asr, token, audio = asr_ms / 1000, token_ms / 1000, audio_ms / 1000
+    asr, audio = asr_ms / 1000, audio_ms / 1000
+    token = None if token_ms is None else token_ms / 1000
     return {
         "end_of_turn_wait": detect,  # silence_end_ms of silence, VAD frames, a hop
         "asr": asr,
-        "llm_first_token": token - asr,
+        "llm_first_token": None if token is None else token - asr,
         # the rest of the first sentence, its TTS, handing over to the reconnected
         # socket and sending the WAV as JSON
-        "first_sentence_tts_send": audio - token,
+        "first_sentence_tts_send": audio - (asr if token is None else token),
         "to_client": v2v - detect - audio,  # transfer + parse of the WAV frame
     }
 

@@ -1,7 +1,8 @@
 """The end-to-end benchmark's harness, run small against instant fakes so it cannot rot.
 
 Nothing here measures anything: it proves that ``make bench`` streams speech,
-follows LocalChatVRM's reconnects, reads turnMetrics, sweeps concurrency,
+follows LocalChatVRM's reconnects, reads turnMetrics, talks to /v1/realtime as
+an OpenAI Realtime client does, sweeps concurrency,
 loads the gateway alone, sizes the VAD and writes its JSON, table and plot.
 Audio goes 8x faster than real time to keep it quick.
 """
@@ -72,8 +73,8 @@ def test_bench_runs_end_to_end_and_writes_its_results(
     )
     res = run(plan, utts, urls[0], alone_url=urls[1], out_dir=tmp_path)
 
-    streaming, sequential = res["modes"]
-    assert (streaming["config"], sequential["config"]) == ("streaming", "sequential")
+    streaming, sequential, realtime = res["modes"]
+    assert [r["config"] for r in res["modes"]] == ["streaming", "sequential", "realtime"]
     for row in res["modes"] + res["sweep"]:
         assert row["failed"] == 0, row["failures"]
         assert row["v2v_median_s"] > 0
@@ -84,8 +85,9 @@ def test_bench_runs_end_to_end_and_writes_its_results(
     assert [r["config"] for r in res["by_language"]] == [
         "streaming, English only",
         "sequential, English only",
+        "realtime, English only",
     ]
-    assert [r["turns"] for r in res["by_language"]] == [len(utts), len(utts)]
+    assert [r["turns"] for r in res["by_language"]] == [len(utts)] * 3
     assert res["ratio_by_language"]["English"] is not None
     assert res["ratio_by_language"]["Japanese"] is None
     # the fakes reply "こんにちは。元気です。" to every clip: two pieces streamed, one WAV otherwise
@@ -93,6 +95,7 @@ def test_bench_runs_end_to_end_and_writes_its_results(
     for r in res["by_clip"]:
         assert r["reply_chars"] == len("こんにちは。元気です。") and r["pieces"] == 2
         assert r["ratio"] == round(r["streaming_s"] / r["sequential_s"], 3)
+        assert r["realtime_s"] > 0
     assert [r["sessions"] for r in res["sweep"]] == [1, 2]
     assert res["sweep"][1]["turns"] == 2
 
@@ -106,6 +109,15 @@ def test_bench_runs_end_to_end_and_writes_its_results(
     assert {t["max_gap_s"] for t in turns if t["config"] == "sequential"} == {0.0}
     assert all(t["max_gap_s"] >= 0 for t in turns if t["config"] == "streaming")
     assert streaming["gap_median_s"] is not None and sequential["gap_p95_s"] == 0
+    # Realtime turns: the same transcript, the reply's two pieces as audio deltas, and
+    # their stages on the client's clock from speech_stopped, without a first token
+    rt_turns = [t for t in res["turns"] if t["config"] == "realtime"]
+    assert len(rt_turns) == len(utts)
+    assert all(t["transcript"] == "テストです。" and t["wavs"] == 2 for t in rt_turns)
+    assert all(t["reply"] == "こんにちは。元気です。" and t["max_gap_s"] >= 0 for t in rt_turns)
+    assert all(0 < t["transcript_ms"] <= t["first_audio_ms"] for t in rt_turns)
+    assert realtime["stages_median_s"]["llm_first_token"] is None
+    assert realtime["stages_median_s"]["first_sentence_tts_send"] is not None
 
     speech, typed = res["gateway_alone"]
     for row in (speech, typed):
@@ -125,6 +137,7 @@ def test_bench_runs_end_to_end_and_writes_its_results(
     table = (tmp_path / "gateway.md").read_text()
     assert "Where the time goes" in table and "streaming, 2 at once" in table
     assert f"| {utts[0].name} | 11 | 2 |" in table
+    assert "| realtime, English only |" in table
     # the VAD table names the path the gateway takes, and has its measurement
     gateway_vad = next(line for line in table.splitlines() if "(the gateway's)" in line)
     assert gateway_vad.startswith("| VADBatcher") and "not used" not in table
