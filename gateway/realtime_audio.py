@@ -8,6 +8,8 @@ each of which stands alone.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -18,13 +20,74 @@ from .audio import wav_info
 VAD_RATE = 16000
 
 
+TRANSITION_HZ = 1500  # the filter's transition band: it passes up to 6.5 kHz from 24 kHz
+
+
+@functools.lru_cache(maxsize=8)
+def _polyphase_filter(rate_in: int, rate_out: int) -> np.ndarray:
+    """:class:`LowDelayResampler`'s filter as (L phases, taps per phase), float32."""
+    g = math.gcd(rate_in, rate_out)
+    up = rate_out // g
+    # the window's transition width is 4 / n of the upsampled rate, n = up * taps
+    transition_hz = min(TRANSITION_HZ, 0.1 * min(rate_in, rate_out))
+    taps = math.ceil(4 * rate_in / transition_hz)
+    n = up * taps
+    # cut-off, as a fraction of the upsampled rate: the transition ends at the lower Nyquist
+    cutoff = 0.5 * min(rate_in, rate_out) / (rate_in * up) - 2.0 / n
+    t = np.arange(n) - (n - 1) / 2
+    h = 2 * cutoff * np.sinc(2 * cutoff * t) * np.kaiser(n, 8.0)
+    h *= up / h.sum()  # unity gain after the zeros the upsampling inserts
+    return np.ascontiguousarray(h.reshape(taps, up).T, dtype=np.float32)
+
+
+class LowDelayResampler:
+    """A streaming rational resampler (up by L, low-pass, down by M, as a polyphase FIR)
+    whose output lags its input by half its short filter only.
+
+    soxr's streaming resampler (quality HQ) held back 7-36 ms of a 24 kHz stream fed in
+    40 ms chunks, 21 ms on average, so the VAD heard the end of the speech that much
+    later than on ``/ws``. This filter (a Kaiser-windowed sinc, a stop band 85 dB down or more) is
+    as long as a ``TRANSITION_HZ`` wide transition band needs, which ends at the lower
+    Nyquist frequency: 64 input samples and 1.3 ms of delay from 24 kHz, flat to
+    6.5 kHz. Plenty for the VAD and Whisper, which hear nothing above 8 kHz.
+    """
+
+    def __init__(self, rate_in: int, rate_out: int) -> None:
+        g = math.gcd(rate_in, rate_out)
+        self.up, self.down = rate_out // g, rate_in // g
+        # phases[p][m] weighs input sample i0 - m for an output at upsampled index i0*L + p
+        self._phases = _polyphase_filter(rate_in, rate_out)
+        self.k = self._phases.shape[1]
+        self._history = np.zeros(self.k - 1, np.float32)  # input before this chunk
+        self._seen = 0  # input samples so far
+        self._made = 0  # output samples so far
+
+    def process(self, samples: np.ndarray) -> np.ndarray:
+        """The output samples that ``samples`` (float32) completes, in order."""
+        self._seen += len(samples)
+        # outputs j whose newest input sample floor(j*M/L) has arrived
+        end = (self._seen * self.up - 1) // self.down + 1 if self._seen else 0
+        js = np.arange(self._made, end)
+        self._made = end
+        buf = np.concatenate([self._history, samples.astype(np.float32)])
+        base = self._seen - len(buf)  # the input index of buf[0]
+        self._history = buf[len(buf) - (self.k - 1) :]
+        if not len(js):
+            return np.zeros(0, np.float32)
+        t = js * self.down
+        newest = t // self.up - base
+        window = newest[:, None] - np.arange(self.k)[None, :]  # newest first
+        taps = self._phases[t % self.up]
+        return np.asarray((buf[window] * taps).sum(axis=1), np.float32)
+
+
 class InputResampler:
     """Client PCM16 chunks (any byte length, even odd) to 16 kHz PCM16."""
 
     def __init__(self, rate: int) -> None:
         self.rate = rate
         self._odd = b""  # a sample split across two appends
-        self._stream = None if rate == VAD_RATE else soxr.ResampleStream(rate, VAD_RATE, 1, "int16")
+        self._stream = None if rate == VAD_RATE else LowDelayResampler(rate, VAD_RATE)
 
     def feed(self, data: bytes) -> bytes:
         data = self._odd + data
@@ -32,8 +95,9 @@ class InputResampler:
         data, self._odd = data[:whole], data[whole:]
         if self._stream is None or not data:
             return data
-        samples = np.frombuffer(data, dtype="<i2")
-        return bytes(self._stream.resample_chunk(samples).astype("<i2").tobytes())
+        samples = np.frombuffer(data, dtype="<i2").astype(np.float32)
+        out = np.clip(np.rint(self._stream.process(samples)), -32768, 32767)
+        return bytes(out.astype("<i2").tobytes())
 
 
 def wav_to_pcm(wav: bytes, rate: int) -> bytes:
