@@ -29,7 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from .speech import Utterance
-from .talker import Playback, TurnResult
+from .talker import Playback, TurnResult, paced
 
 RATE = 24000  # the Realtime API's default PCM16 rate
 CHUNK_S = 0.04  # as the /ws client's 640-sample frames
@@ -76,20 +76,13 @@ class RealtimeTalker:
 
     async def _stream(self, ws: ClientConnection) -> None:
         pcm = resample(self.utt.pcm)
-        last_speech_chunk = (int(self.utt.speech_end_s * RATE) * 2 - 1) // CHUNK_BYTES
-        silence = bytes(CHUNK_BYTES)
-        t0 = time.perf_counter()
-        i = 0
-        while True:
-            due = t0 + (i + 1) * CHUNK_S / self.pace
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            chunk = pcm[i * CHUNK_BYTES : (i + 1) * CHUNK_BYTES]
-            chunk += silence[len(chunk) :]
+        async for chunk, last_speech in paced(
+            pcm, RATE, CHUNK_BYTES, self.utt.speech_end_s, self.pace
+        ):
             event = {"type": "input_audio_buffer.append", "audio": base64.b64encode(chunk).decode()}
             await ws.send(json.dumps(event))
-            if i == last_speech_chunk:
+            if last_speech:
                 self.speech_end_at = time.perf_counter()
-            i += 1
 
     async def run(self, timeout_s: float = 120.0) -> TurnResult:
         r = self.result

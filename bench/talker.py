@@ -16,6 +16,7 @@ import contextlib
 import json
 import time
 import wave
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -27,8 +28,6 @@ from gateway.audio import wav_duration
 from .speech import Utterance
 
 FRAME_BYTES = 1280  # 640 samples of int16, what the real client sends
-FRAME_S = FRAME_BYTES / 2 / 16000
-SILENCE = bytes(FRAME_BYTES)
 
 
 @dataclass
@@ -76,6 +75,25 @@ class Playback:
             start = max(arrived, self.ends_at)
             self.max_gap_s = max(self.max_gap_s or 0.0, start - self.ends_at)
         self.ends_at = start + seconds
+
+
+async def paced(
+    pcm: bytes, rate: int, chunk_bytes: int, speech_end_s: float, pace: float = 1.0
+) -> AsyncIterator[tuple[bytes, bool]]:
+    """``pcm`` (int16 at ``rate``) as a microphone streams it: ``chunk_bytes`` at a time,
+    each when its last sample has been "recorded", then silence for ever; with each chunk,
+    whether it holds the last speech sample (at ``speech_end_s``)."""
+    last_speech = (int(speech_end_s * rate) * 2 - 1) // chunk_bytes
+    chunk_s = chunk_bytes / 2 / rate
+    silence = bytes(chunk_bytes)
+    t0 = time.perf_counter()
+    i = 0
+    while True:
+        due = t0 + (i + 1) * chunk_s / pace
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        chunk = pcm[i * chunk_bytes : (i + 1) * chunk_bytes]
+        yield chunk + silence[len(chunk) :], i == last_speech
+        i += 1
 
 
 def start_session(history: list[dict[str, str]], **extra: Any) -> str:
@@ -143,23 +161,16 @@ class Talker:
         self.result.reconnects += 1
 
     async def _stream(self) -> None:
-        pcm = self.utt.pcm
-        last_speech_frame = (int(self.utt.speech_end_s * 16000) * 2 - 1) // FRAME_BYTES
-        t0 = time.perf_counter()
-        i = 0
-        while True:
-            # A frame leaves when its last sample has been "recorded", as from a microphone.
-            due = t0 + (i + 1) * FRAME_S / self.pace
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            chunk = pcm[i * FRAME_BYTES : (i + 1) * FRAME_BYTES]
-            chunk += SILENCE[len(chunk) :]
+        utt = self.utt
+        async for chunk, last_speech in paced(
+            utt.pcm, 16000, FRAME_BYTES, utt.speech_end_s, self.pace
+        ):
             if self.ws is not None:
                 # Frames sent while the socket is being replaced are lost, as in the browser.
                 with contextlib.suppress(ConnectionClosed):
                     await self.ws.send(chunk)
-            if i == last_speech_frame:
+            if last_speech:
                 self.speech_end_at = time.perf_counter()
-            i += 1
 
     async def _send_typed(self, text: str) -> None:
         assert self.ws is not None
