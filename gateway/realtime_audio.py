@@ -21,7 +21,7 @@ VAD_RATE = 16000
 
 
 TRANSITION_HZ = 1500  # the filter's transition band: it passes up to 6.5 kHz from 24 kHz
-FEW_PHASES = 8  # up to this many filter phases, one strided product per phase
+FEW_PHASES = 8  # up to this many filter phases, one correlation per phase
 
 
 @functools.lru_cache(maxsize=8)
@@ -84,7 +84,7 @@ class LowDelayResampler:
         first_row = -base - (self.k - 1)
         if self.up > FEW_PHASES:  # e.g. 44.1 kHz: 160 phases, about 4 outputs each a chunk
             t = js * self.down
-            rows = _windows(buf, self.k, 0, len(buf) - self.k + 1, 1)[t // self.up + first_row]
+            rows = _windows(buf, self.k)[t // self.up + first_row]
             return np.einsum("ij,ij->i", rows, self._reversed[t % self.up])
         # Outputs up apart share a phase and lie down inputs apart: one correlation per
         # phase (24 kHz has 2 phases, 48 kHz 1), every down-th value of it. Not np.dot:
@@ -100,13 +100,11 @@ class LowDelayResampler:
         return out
 
 
-def _windows(buf: np.ndarray, k: int, start: int, count: int, step: int) -> np.ndarray:
-    """``count`` rows ``buf[start + i*step : start + i*step + k]``: a view, no copy (numpy's
-    sliding_window_view costs more than the product here)."""
+def _windows(buf: np.ndarray, k: int) -> np.ndarray:
+    """Every ``k``-long window of ``buf``, row r being ``buf[r : r + k]``: a view, no copy
+    (numpy's sliding_window_view costs more than the product here)."""
     size = buf.itemsize
-    return np.ndarray(
-        (count, k), buf.dtype, buffer=buf, offset=start * size, strides=(step * size, size)
-    )
+    return np.ndarray((len(buf) - k + 1, k), buf.dtype, buffer=buf, strides=(size, size))
 
 
 class InputResampler:

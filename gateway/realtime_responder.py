@@ -125,9 +125,14 @@ class Responder:
         transcription if one was started at a pause; ``held``: the turn already started on
         that transcription, see :meth:`new_turn`), else to the last user text."""
         link = self.link
-        resp = Response(link.session, link.beta, user_item=user_item, previous_item=link.last_item)
-        # The committed audio: a held turn's own is the speech up to the pause only.
-        resp.input_s = len(audio or b"") / (2 * VAD_RATE)
+        resp = Response(
+            link.session,
+            link.beta,
+            user_item=user_item,
+            # the committed audio: a held turn's own is the speech up to the pause only
+            input_s=len(audio or b"") / (2 * VAD_RATE),
+            previous_item=link.last_item,
+        )
         self.current = resp
         link.last_item = resp.item_id
         self._by_item[resp.item_id] = resp
