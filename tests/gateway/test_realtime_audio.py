@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -76,3 +78,18 @@ def test_pcm16_appends_of_odd_length_resample_as_one_stream() -> None:
     pieces = b"".join(r.feed(x[a:b]) for a, b in zip(cuts, cuts[1:], strict=False))
     assert pieces == whole and len(whole) == 16000 * 2
     assert InputResampler(16000).feed(x[:1001]) == x[:1000]  # 16 kHz passes as it is
+
+
+def test_resampling_between_appends_leaves_the_cpu_alone() -> None:
+    """A first version multiplied with np.dot: numpy's BLAS threads then spun between the
+    40 ms appends and kept a core busy for as long as a Realtime session lasted (the
+    gateway took 13-14 s of CPU in a 13 s turn). Between appends the process must idle."""
+    r = InputResampler(24000)
+    x = (tone(440, 24000, seconds=2.0) * 32767).astype("<i2").tobytes()
+    start_cpu, start = time.process_time(), time.perf_counter()
+    for i in range(0, len(x), 1920):
+        r.feed(x[i : i + 1920])
+        time.sleep(0.02)
+    cpu, wall = time.process_time() - start_cpu, time.perf_counter() - start
+    # about 0.3 ms of work per 20 ms of sleep; a spinning thread makes it about 1
+    assert cpu / wall < 0.5, (cpu, wall)
