@@ -45,3 +45,24 @@ async def test_full_queue_raises_busy() -> None:
         await q.run(gate.wait, 5)
     gate.set()
     assert await asyncio.gather(*tasks) == [True, True]
+
+
+async def test_slots_let_that_many_run_at_once_and_no_more() -> None:
+    q = InferenceQueue(max_waiting=4, slots=2)
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def work() -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.1)
+        with lock:
+            running -= 1
+
+    assert not q.busy
+    await asyncio.gather(*(q.run(work) for _ in range(5)))
+    assert most == 2
+    assert not q.busy and q.waiting == 0

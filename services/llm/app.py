@@ -58,7 +58,9 @@ def _usage(chunk: Chunk) -> Usage:
 def create_app(settings: LLMSettings | None = None, engine: ChatModel | None = None) -> FastAPI:
     """Build the service; with ``engine`` given (tests), nothing is loaded at start-up."""
     settings = settings or LLMSettings()
-    state = LLMState(settings=settings, queue=InferenceQueue(settings.max_queue), engine=engine)
+    # The openai backend queues nothing here; the transformers engines take turns in-process.
+    queue = InferenceQueue(settings.max_queue, slots=settings.concurrent_replies)
+    state = LLMState(settings=settings, queue=queue, engine=engine)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,9 +1,9 @@
 """The engine behind the ``embedded`` and ``transformers`` backends (loading: transformers_load).
 
-``generate`` runs in a worker thread. A streamer hands each decoded piece to
-the event loop; a stopping criterion watches a cancel event that is set when
-the async generator is closed, so a client that hangs up stops the model at
-the next token.
+The model runs in a thread of its own that gives each reply in progress a
+token in turn (:mod:`.turn_taking`), so several replies can be written at
+once. A streamer hands each decoded piece to the event loop; a reply whose
+async generator is closed (its client hung up) is dropped at its next turn.
 
 Prompt cache: the key/value caches of the last few generations are kept, and
 the next prompt reuses the one it shares most tokens with (the system prompt,
@@ -21,18 +21,23 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import threading
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 import torch
-from transformers import DynamicCache, StoppingCriteriaList
+from transformers import DynamicCache, LogitsProcessorList
+from transformers.generation.logits_process import (
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopPLogitsWarper,
+)
 
 from services.common.errors import ModelError
 
 from .engine import Chunk, GenerationParams
 from .prompt import Message
-from .token_stream import CancelCriteria, TokenStreamer
+from .token_stream import TokenStreamer
+from .turn_taking import Reply, TurnTaking
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +93,7 @@ class TransformersChat:
         self.prompt_caches = prompt_caches
         self.cache_hits = 0
         self.last_reused = 0  # tokens of the last prompt taken from a kept cache
+        self._turns = TurnTaking(self._advance, f"llm-{backend}")
 
     def _prompt_cache(self, ids: list[int]) -> Any:
         """A cache holding what a kept generation computed for this prompt's prefix: the
@@ -133,45 +139,15 @@ class TransformersChat:
         ids = self.render(self.tokenizer, messages)
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[object] = asyncio.Queue()
-        cancel = threading.Event()
 
         def emit(item: object) -> None:
             loop.call_soon_threadsafe(pieces.put_nowait, item)
 
         streamer = TokenStreamer(self.tokenizer, emit, self.stop_at_newline)
         streamer.on_token = self._count
-        sampling = params.temperature > 0
-        cache = self._prompt_cache(ids)
-        kwargs: dict[str, Any] = {
-            "past_key_values": cache,
-            "input_ids": torch.tensor([ids], device=self.model.device),
-            "attention_mask": torch.ones((1, len(ids)), dtype=torch.long, device=self.model.device),
-            "max_new_tokens": params.max_tokens,
-            "eos_token_id": self.eos_ids,
-            "pad_token_id": self.tokenizer.pad_token_id or self.eos_ids[0],
-            "do_sample": sampling,
-            "repetition_penalty": self.repetition_penalty,
-            "streamer": streamer,
-            "stopping_criteria": StoppingCriteriaList([CancelCriteria(cancel)]),
-        }
-        if sampling:
-            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
-        else:  # the model's generation_config may carry sampling values; greedy ignores them
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-
-        def run() -> None:
-            try:
-                with torch.inference_mode():
-                    self.model.generate(**kwargs)
-                self._keep_cache(cache, ids, list(streamer.ids))
-            except Exception as exc:  # reported to the caller through the queue
-                self.clear_cache()
-                logger.exception("generation failed")
-                emit(exc)
-            finally:
-                emit(_END)
-
-        done = loop.run_in_executor(None, run)
+        done: asyncio.Future[None] = loop.create_future()
+        reply = Reply(ids, params, streamer, emit, lambda: _resolve(loop, done))
+        self._turns.add(reply)
         try:
             while (item := await pieces.get()) is not _END:
                 if isinstance(item, Exception):
@@ -179,7 +155,7 @@ class TransformersChat:
                 assert isinstance(item, str)
                 yield Chunk(item, None, len(ids), len(streamer.ids))
                 if streamer.hit_newline:
-                    cancel.set()  # the tokens after the newline are not wanted
+                    reply.cancel.set()  # the tokens after the newline are not wanted
             stopped = streamer.hit_newline or bool(
                 streamer.ids and streamer.ids[-1] in self.eos_ids
             )
@@ -189,9 +165,67 @@ class TransformersChat:
                 completion_tokens=len(streamer.ids),
             )
         finally:
-            cancel.set()
-            # Hold the caller (and so the queue) until the model is really free.
+            reply.cancel.set()
+            # Hold the caller (and so its queue slot) until the model is done with this reply.
             await asyncio.shield(done)
+
+    def _advance(self, reply: Reply) -> bool:
+        """One turn of ``reply`` (in the model's thread): True once it is over."""
+        try:
+            over = reply.cancel.is_set() or self._next_token(reply)
+            if over:
+                reply.streamer.end()
+                if reply.cache is not None:
+                    self._keep_cache(reply.cache, reply.ids, reply.generated)
+        except Exception as exc:  # reported to the caller; the other replies go on
+            self.clear_cache()
+            logger.exception("generation failed")
+            reply.emit(exc)
+            over = True
+        if over:
+            reply.emit(_END)
+            reply.finished()
+        return over
+
+    def _next_token(self, reply: Reply) -> bool:
+        """Run the prompt (its first turn) or the last token through the model and pick the
+        next token, as ``generate`` does; True if the reply ends with it."""
+        if reply.cache is None:
+            reply.cache = self._prompt_cache(reply.ids)
+            reply.processors = self._processors(reply.params)
+            fed = reply.ids[reply.cache.get_seq_length() :]
+        else:
+            fed = reply.generated[-1:]
+        device = self.model.device
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=torch.tensor([fed], device=device),
+                past_key_values=reply.cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            logits = out.logits[:, -1, :].to(torch.float32)
+            seen = torch.tensor([reply.ids + reply.generated], device=device)
+            scores = reply.processors(seen, logits)
+            if reply.params.temperature > 0:
+                token = int(torch.multinomial(torch.softmax(scores, dim=-1), 1)[0, 0])
+            else:
+                token = int(scores.argmax(dim=-1)[0])
+        reply.generated.append(token)
+        reply.streamer.put(token)
+        return token in self.eos_ids or len(reply.generated) >= reply.params.max_tokens
+
+    def _processors(self, params: GenerationParams) -> LogitsProcessorList:
+        """``generate``'s logits processors for these settings, in its order."""
+        processors = LogitsProcessorList()
+        if self.repetition_penalty != 1.0:
+            processors.append(RepetitionPenaltyLogitsProcessor(self.repetition_penalty))
+        if params.temperature > 0:
+            if params.temperature != 1.0:
+                processors.append(TemperatureLogitsWarper(params.temperature))
+            if params.top_p < 1.0:
+                processors.append(TopPLogitsWarper(params.top_p))
+        return processors
 
     def warm_up(self) -> None:
         """Generate two tokens once: the first call pays one-off kernel set-up (seconds on CPU)."""
@@ -212,6 +246,19 @@ class TransformersChat:
 
     def _count(self, n: int) -> None:
         self.tokens_generated += n
+
+
+def _resolve(loop: asyncio.AbstractEventLoop, done: asyncio.Future[None]) -> None:
+    """Mark ``done`` from the model's thread (nothing to do if its loop has closed)."""
+
+    def mark() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    try:
+        loop.call_soon_threadsafe(mark)
+    except RuntimeError:
+        pass
 
 
 def _eos_ids(model: Any, tokenizer: Any, stop_at_newline: bool) -> list[int]:

@@ -193,26 +193,34 @@ def test_too_long_for_the_context(client: TestClient, fake: FakeChat) -> None:
     assert_error(resp, 400, "context_length_exceeded")
 
 
-def test_full_queue_answers_503_with_retry_after() -> None:
+@pytest.mark.parametrize("slots", [1, 2])
+def test_full_queue_answers_503_with_retry_after(slots: int) -> None:
     fake = FakeChat()
-    fake.gate.clear()  # the first request holds the model until we let it go
-    with serve(create_app(fake_settings(max_queue=0), engine=fake)) as url:
-        first: dict[str, Any] = {}
-        worker = threading.Thread(
-            target=lambda: first.update(r=httpx.post(f"{url}/chat", json=USER, timeout=30))
-        )
-        worker.start()
+    fake.gate.clear()  # the first requests hold the model until we let them go
+    settings = fake_settings(max_queue=0, concurrent_replies=slots)
+    with serve(create_app(settings, engine=fake)) as url:
+        first: list[httpx.Response] = []
+        workers = [
+            threading.Thread(
+                target=lambda: first.append(httpx.post(f"{url}/chat", json=USER, timeout=30))
+            )
+            for _ in range(slots)
+        ]
+        for worker in workers:
+            worker.start()
         deadline = time.monotonic() + 10
-        while not httpx.get(f"{url}/health").json()["busy"]:
+        while len(fake.seen) < slots:  # every slot taken: each of them reached the engine
             assert time.monotonic() < deadline
             time.sleep(0.02)
+        assert httpx.get(f"{url}/health").json()["busy"]
         for path in ("/chat", "/chat/stream", "/v1/chat/completions"):
             resp = httpx.post(f"{url}{path}", json={"messages": USER}, timeout=30)
             assert_error(resp, 503, "queue_full")
             assert int(resp.headers["retry-after"]) >= 1
         fake.gate.set()
-        worker.join(timeout=30)
-        assert first["r"].status_code == 200
+        for worker in workers:
+            worker.join(timeout=30)
+        assert [r.status_code for r in first] == [200] * slots
         assert httpx.post(f"{url}/chat", json=USER, timeout=30).status_code == 200
 
 

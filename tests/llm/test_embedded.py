@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,9 +17,9 @@ from openai import OpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
 from services.llm.app import create_app
-from services.llm.engine import load_engine
+from services.llm.engine import GenerationParams, load_engine
 from services.llm.prompt import Message
-from services.llm.settings import LLMSettings
+from services.llm.settings import DEFAULT_SYSTEM_PROMPT, LLMSettings
 
 pytestmark = pytest.mark.slow
 
@@ -225,3 +227,81 @@ def test_conversations_taking_turns_each_keep_their_prompt_cache(
         assert take_turns() < shown
     finally:
         embedded_engine.prompt_caches = 4
+
+
+def _generate_reference(engine: Any, messages: list[Message], max_tokens: int) -> str:
+    """What transformers' own ``generate`` says for this prompt, greedy, with the engine's
+    settings: the turn-taking loop must pick the very same tokens."""
+    import torch
+
+    ids = engine.render(engine.tokenizer, messages)
+    x = torch.tensor([ids])
+    with torch.inference_mode():
+        out = engine.model.generate(
+            x,
+            attention_mask=torch.ones_like(x),
+            max_new_tokens=max_tokens,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            eos_token_id=engine.eos_ids,
+            pad_token_id=engine.eos_ids[0],
+            repetition_penalty=engine.repetition_penalty,
+        )
+    text = engine.tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True)
+    return str(text).split("\n")[0].strip()
+
+
+def _chat(url: str, messages: list[ChatCompletionMessageParam], max_tokens: int) -> str:
+    """A greedy reply through the server."""
+    body = {"messages": messages, "temperature": 0, "max_tokens": max_tokens}
+    reply = httpx.post(f"{url}/chat", json=body, timeout=120)
+    assert reply.status_code == 200, reply.text
+    return str(reply.json()["message"])
+
+
+@pytest.mark.parametrize("question", ["日本で一番高い山は何ですか？", "What is your food?"])
+def test_replies_are_the_tokens_generate_picks(embedded_engine: Any, question: str) -> None:
+    messages = [Message("system", DEFAULT_SYSTEM_PROMPT), Message("user", question)]
+
+    async def ours() -> str:
+        parts = []
+        params = GenerationParams(max_tokens=24, temperature=0.0, top_p=1.0)
+        async for chunk in embedded_engine.stream(messages, params):
+            parts.append(chunk.text)
+        return "".join(parts).strip()
+
+    embedded_engine.clear_cache()
+    reply = asyncio.run(ours())
+    assert reply and reply == _generate_reference(embedded_engine, messages, 24)
+
+
+def test_replies_at_once_take_turns_and_each_is_what_it_is_alone(embedded_url: str) -> None:
+    """A long reply under way does not hold a short one back until it ends, and neither
+    reply changes for having been written beside the other."""
+    long_alone = _chat(embedded_url, LONG, 60)
+    short_alone = _chat(embedded_url, QUESTION, 24)
+    ended: dict[str, float] = {}
+    texts: dict[str, str] = {}
+    started = threading.Event()
+
+    def long_reply() -> None:
+        body = {"messages": LONG, "temperature": 0, "max_tokens": 60}
+        parts = []
+        with httpx.stream("POST", f"{embedded_url}/chat/stream", json=body, timeout=120) as r:
+            for line in r.iter_lines():
+                if line.startswith('data: {"delta"'):
+                    started.set()
+                    parts.append(json.loads(line[6:])["delta"])
+        texts["long"] = "".join(parts).strip()
+        ended["long"] = time.monotonic()
+
+    worker = threading.Thread(target=long_reply)
+    worker.start()
+    assert started.wait(60)
+    texts["short"] = _chat(embedded_url, QUESTION, 24)
+    ended["short"] = time.monotonic()
+    worker.join(120)
+    assert ended["short"] < ended["long"]  # 60 tokens against about 10, a token each in turn
+    assert texts == {"long": long_alone, "short": short_alone}
