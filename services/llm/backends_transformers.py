@@ -58,9 +58,9 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 class TransformersChat:
-    """A causal LM from transformers, streaming token by token."""
+    """A causal LM from transformers, streaming token by token, several replies at once."""
 
-    concurrent = False
+    concurrent = False  # each reply holds a slot of the service's queue while it is written
 
     def __init__(
         self,

@@ -56,7 +56,8 @@ class ChatModel(Protocol):
     context_tokens: int
     """Prompt plus reply must fit in this many tokens."""
     concurrent: bool
-    """True if requests may run at once (a remote server batches); False: one at a time."""
+    """True if requests need no queue here (a remote server batches); False: each takes a slot
+    of the service's queue first (``concurrent_replies`` slots)."""
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         """Tokens the rendered prompt of ``messages`` takes (trimming uses it)."""

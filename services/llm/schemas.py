@@ -149,4 +149,6 @@ class Health(BaseModel):
     device: str
     loaded: bool
     busy: bool
+    """A reply is being written."""
     waiting: int
+    """Requests waiting for the model (all of its LLM_CONCURRENT_REPLIES taken)."""
