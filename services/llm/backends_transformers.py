@@ -144,7 +144,6 @@ class TransformersChat:
             loop.call_soon_threadsafe(pieces.put_nowait, item)
 
         streamer = TokenStreamer(self.tokenizer, emit, self.stop_at_newline)
-        streamer.on_token = self._count
         done: asyncio.Future[None] = loop.create_future()
         reply = Reply(ids, params, streamer, emit, lambda: _resolve(loop, done))
         self._turns.add(reply)
@@ -153,16 +152,16 @@ class TransformersChat:
                 if isinstance(item, Exception):
                     raise ModelError("the model failed to generate a reply")
                 assert isinstance(item, str)
-                yield Chunk(item, None, len(ids), len(streamer.ids))
+                yield Chunk(item, None, len(ids), len(reply.generated))
                 if streamer.hit_newline:
                     reply.cancel.set()  # the tokens after the newline are not wanted
             stopped = streamer.hit_newline or bool(
-                streamer.ids and streamer.ids[-1] in self.eos_ids
+                reply.generated and reply.generated[-1] in self.eos_ids
             )
             yield Chunk(
                 finish_reason="stop" if stopped else "length",
                 prompt_tokens=len(ids),
-                completion_tokens=len(streamer.ids),
+                completion_tokens=len(reply.generated),
             )
         finally:
             reply.cancel.set()
@@ -174,7 +173,7 @@ class TransformersChat:
         try:
             over = reply.cancel.is_set() or self._next_token(reply)
             if over:
-                reply.streamer.end()
+                reply.streamer.push(reply.generated, final=True)
                 if reply.cache is not None:
                     self._keep_cache(reply.cache, reply.ids, reply.generated)
         except Exception as exc:  # reported to the caller; the other replies go on
@@ -212,7 +211,8 @@ class TransformersChat:
             else:
                 token = int(scores.argmax(dim=-1)[0])
         reply.generated.append(token)
-        reply.streamer.put(token)
+        self.tokens_generated += 1
+        reply.streamer.push(reply.generated)
         return token in self.eos_ids or len(reply.generated) >= reply.params.max_tokens
 
     def _processors(self, params: GenerationParams) -> LogitsProcessorList:
@@ -243,9 +243,6 @@ class TransformersChat:
                 top_k=None,
                 pad_token_id=self.eos_ids[0],
             )
-
-    def _count(self, n: int) -> None:
-        self.tokens_generated += n
 
 
 def _resolve(loop: asyncio.AbstractEventLoop, done: asyncio.Future[None]) -> None:

@@ -66,10 +66,10 @@ class LLMSettings(ServiceSettings):
     English system prompts). Each holds its prompt's cache: about 36 KB a token for the
     embedded model (5 MB for a 130-token prompt), far more for a large model. 0: none."""
     concurrent_replies: int = Field(4, ge=1, le=64)
-    """Transformers backends: replies written at once, taking turns a token each, so that a
-    new request's first words need not wait until the replies already under way have ended
-    (each of N then gets 1/N of the tokens per second). More wait in line (max_queue).
-    1: one reply at a time."""
+    """Transformers backends: replies written at once. Each writes its first 16 tokens in the
+    order they came, then they take turns a token each (N replies get 1/N of the tokens per
+    second), so a new request's first words need not wait until a long reply has ended.
+    More wait in line (max_queue). 1: one reply at a time."""
     openai_base_url: str = "http://127.0.0.1:8080/v1"
     """openai backend: base URL of the server (vLLM, llama.cpp server, Ollama: .../v1)."""
     openai_api_key: SecretStr | None = None

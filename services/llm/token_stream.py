@@ -8,31 +8,22 @@ from typing import Any
 
 
 class TokenStreamer:
-    """Decodes new tokens incrementally and passes text to ``emit`` (from the model's thread)."""
+    """Passes the text a reply's tokens add to ``emit`` (from the model's thread)."""
 
     def __init__(self, tokenizer: Any, emit: Callable[[str], None], stop_at_newline: bool) -> None:
         self.tokenizer = tokenizer
         self.emit = emit
         self.stop_at_newline = stop_at_newline
-        self.ids: list[int] = []
         self.sent = 0
         self.hit_newline = False
-        self.on_token: Callable[[int], None] = lambda n: None
 
-    def put(self, token: int) -> None:
-        self.on_token(1)
-        self.ids.append(token)
-        self._push(final=False)
-
-    def end(self) -> None:
-        self._push(final=True)
-
-    def _push(self, final: bool) -> None:
+    def push(self, ids: list[int], final: bool = False) -> None:
+        """The reply's tokens so far (``final``: all of them)."""
         if self.hit_newline:
             return
         # Re-decoding the whole reply keeps multi-token characters intact (replies are short).
         # A reply never starts with a space ("Assistant: Hello" is written "▁Hello").
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True).lstrip(" ")
+        text = self.tokenizer.decode(ids, skip_special_tokens=True).lstrip(" ")
         if self.stop_at_newline and "\n" in text:
             text, self.hit_newline = text[: text.index("\n")], True
         elif not final and text.endswith("\ufffd"):
