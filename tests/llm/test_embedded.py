@@ -43,6 +43,14 @@ LONG: list[ChatCompletionMessageParam] = [
 ]
 
 
+def _chat(url: str, messages: list[Any], max_tokens: int) -> str:
+    """A greedy reply through the server."""
+    body = {"messages": messages, "temperature": 0, "max_tokens": max_tokens}
+    reply = httpx.post(f"{url}/chat", json=body, timeout=120)
+    assert reply.status_code == 200, reply.text
+    return str(reply.json()["message"])
+
+
 def test_japanese_question_gets_a_one_sentence_japanese_reply(embedded_url: str) -> None:
     body = {"messages": QUESTION, "temperature": 0}
     reply = httpx.post(f"{embedded_url}/chat", json=body, timeout=120).json()
@@ -204,8 +212,7 @@ def test_conversations_taking_turns_each_keep_their_prompt_cache(
     turn of the first still reuses all of its first turn, not only what the two share."""
 
     def chat(messages: list[dict[str, str]]) -> str:
-        body = {"messages": messages, "temperature": 0, "max_tokens": 12}
-        return str(httpx.post(f"{embedded_url}/chat", json=body, timeout=120).json()["message"])
+        return _chat(embedded_url, messages, 12)
 
     first = [{"role": "system", "content": "あなたは猫です。"}, *QUESTION]
     other = [{"role": "system", "content": "You are a helpful robot."}, *ENGLISH_QUESTION]
@@ -251,14 +258,6 @@ def _generate_reference(engine: Any, messages: list[Message], max_tokens: int) -
         )
     text = engine.tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True)
     return str(text).split("\n")[0].strip()
-
-
-def _chat(url: str, messages: list[ChatCompletionMessageParam], max_tokens: int) -> str:
-    """A greedy reply through the server."""
-    body = {"messages": messages, "temperature": 0, "max_tokens": max_tokens}
-    reply = httpx.post(f"{url}/chat", json=body, timeout=120)
-    assert reply.status_code == 200, reply.text
-    return str(reply.json()["message"])
 
 
 @pytest.mark.parametrize("question", ["日本で一番高い山は何ですか？", "What is your food?"])
